@@ -1,0 +1,3 @@
+from graysteps.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,75 @@
+"""The `graysteps` command line: a thin shell over the Python steps.
+
+Errors: a GraystepsError becomes one line on stderr and its exit code. When
+GRAYSTEPS_ERROR_FILE is set, the error is also written there as JSON
+({"step", "message", "type"}), which the Groovy steps turn into `error "[step] …"`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import pkgutil
+import sys
+
+from graysteps import __version__
+from graysteps.errors import GraystepsError
+
+
+def _command_modules():
+    import graysteps.commands as package
+
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        if not info.name.startswith("_"):
+            yield importlib.import_module(f"graysteps.commands.{info.name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="graysteps",
+        description="Gray (canary) releases on Kubernetes + Istio.",
+    )
+    parser.add_argument("--version", action="version", version=f"graysteps {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in _command_modules():
+        command = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.add_arguments(command)
+        command.set_defaults(_run=module.run, _step=module.NAME)
+    return parser
+
+
+def _write_error_file(step: str, error: GraystepsError) -> None:
+    path = os.environ.get("GRAYSTEPS_ERROR_FILE")
+    if not path:
+        return
+    details = {"step": step, "message": error.message, "type": type(error).__name__}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(details, f)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv in (["--version"], ["-V"]):  # answer before discovering commands
+        print(f"graysteps {__version__}")
+        return 0
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except GraystepsError as error:
+        step = error.step or args._step
+        print(f"graysteps {step}: {error.message}", file=sys.stderr)
+        _write_error_file(step, error)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("graysteps: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
