@@ -1,5 +1,9 @@
 """The `graysteps` command line: a thin shell over the Python steps.
 
+Jenkins passes arguments as data: `graysteps --args-json-env VAR` reads the
+argument list from the JSON array in environment variable VAR, so no value is
+ever part of shell text.
+
 Errors: a GraystepsError becomes one line on stderr and its exit code. When
 GRAYSTEPS_ERROR_FILE is set, the error is also written there as JSON
 ({"step", "message", "type"}), which the Groovy steps turn into `error "[step] …"`.
@@ -49,8 +53,25 @@ def _write_error_file(step: str, error: GraystepsError) -> None:
         json.dump(details, f)
 
 
+def _expand_json_args(argv: list[str]) -> list[str]:
+    """`--args-json-env VAR` → the JSON list of strings held in $VAR."""
+    if len(argv) < 2 or argv[0] != "--args-json-env":
+        return argv
+    name, rest = argv[1], argv[2:]
+    raw = os.environ.get(name)
+    if raw is None:
+        raise SystemExit(f"graysteps: --args-json-env: environment variable {name} is not set")
+    try:
+        values = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"graysteps: --args-json-env: {name} is not JSON: {e}") from None
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise SystemExit(f"graysteps: --args-json-env: {name} must hold a JSON array of strings")
+    return values + rest
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = _expand_json_args(sys.argv[1:] if argv is None else list(argv))
     if argv in (["--version"], ["-V"]):  # answer before discovering commands
         print(f"graysteps {__version__}")
         return 0
