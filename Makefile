@@ -1,0 +1,29 @@
+# graysteps: `make test` on a fresh Debian machine installs everything (as root)
+# and runs every test, real servers included. See README.md.
+PY := tools/py
+
+.PHONY: setup test test-quick bench demo
+
+setup:
+	bash tools/setup.sh
+
+test: setup
+	$(PY) -m pytest
+
+# Without the real servers (tests marked `world`): for quick local runs only; CI runs `test`.
+test-quick:
+	$(PY) -m pytest -m "not world"
+
+# Speed targets: every bench/*.py script, run with its defaults. Each reports its figures
+# as ratios to a baseline measured in the same run; any failing script fails `make bench`
+# after the others ran.
+bench: setup
+	@failed=; for f in bench/[!_]*.py; do \
+	  [ -e "$$f" ] || continue; echo "== $$f"; $(PY) "$$f" || failed="$$failed $$f"; \
+	done; if [ -n "$$failed" ]; then echo "make bench: failed:$$failed" >&2; exit 1; fi
+
+# The main job on a fresh machine: a gray release in a local sandbox (graysteps/demo.py).
+# The first run builds the control plane (10-20 min, with progress); writes reports/demo/index.html.
+demo: setup
+	@$(PY) -c 'import matplotlib' 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check -e '.[demo]'
+	$(PY) -m graysteps.demo

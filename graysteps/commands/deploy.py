@@ -1,0 +1,50 @@
+"""`graysteps deploy`: apply a service's Deployment and Service to prod or gray (server-side apply)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+NAME = "deploy"
+HELP = "deploy a service's image to its prod or gray namespace (server-side apply), optionally wait for the rollout"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--service", required=True, help="service name from the catalog, e.g. test-a")
+    parser.add_argument("--env", required=True, help="prod or gray")
+    parser.add_argument("--image", required=True,
+                        help="image reference; pinned by digest when `graysteps build --push` recorded it")
+    parser.add_argument("--replicas", default="1", help="replica count, 0-1000 (default 1)")
+    parser.add_argument("--wait", action="store_true", help="follow the rollout like `kubectl rollout status`")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds --wait waits at most (default 600)")
+    parser.add_argument("--progress-deadline", type=int, default=600, metavar="SECONDS",
+                        help="the Deployment's progressDeadlineSeconds (default 600)")
+    parser.add_argument("--catalog", metavar="FILE", help="catalog file (default $GRAYSTEPS_CATALOG or ./catalog.yaml)")
+    parser.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default $KUBECONFIG, ~/.kube/config, in-cluster)")
+    parser.add_argument("--create-namespace", action="store_true", help="create the namespace when it is missing")
+    parser.add_argument("--build-record", metavar="FILE",
+                        help="build record with the pushed digest (default .graysteps/build-<service>.json)")
+    parser.add_argument("--no-pin", action="store_true", help="deploy the image as given, not pinned by digest")
+    parser.add_argument("--dry-run", action="store_true", help="ask the apiserver to validate only (dry run)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from graysteps.catalog import load_catalog
+    from graysteps.build import parse_image
+    from graysteps.deploy import check_environment, deploy, pin_image, render_manifests
+    from graysteps.kube import api_client
+
+    check_environment(args.env)
+    spec = load_catalog(args.catalog).service(args.service)
+    image = parse_image(args.image)
+    if not args.no_pin:
+        image = pin_image(image, spec.name, args.build_record)
+    manifests = render_manifests(spec, args.env, str(image), replicas=args.replicas,
+                                 progress_deadline_seconds=args.progress_deadline)
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    with api_client(args.kubeconfig) as api:
+        result = deploy(manifests, api_client=api, create_namespace=args.create_namespace, dry_run=args.dry_run,
+                        wait=args.wait, timeout=args.timeout, log=log)
+    print(json.dumps(result.to_json(), indent=2))
+    return 0

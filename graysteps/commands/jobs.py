@@ -1,0 +1,121 @@
+"""`graysteps jobs render --out DIR` and `graysteps jobs sync --url URL [--folder F] [--dry-run]`.
+
+render writes DIR/<job>/config.xml for every pipeline in pipelines/ (pipeline-from-SCM jobs that carry their
+parameters, so the UI exists before the first run). sync creates or updates them through python-jenkins with
+the user and API token from $JENKINS_USER / $JENKINS_TOKEN (never argv), and prints what changed.
+"""
+
+from __future__ import annotations
+
+NAME = "jobs"
+HELP = "render or sync the Jenkins jobs (parameterized pipelines) graysteps ships"
+
+
+def add_arguments(parser) -> None:
+    sub = parser.add_subparsers(dest="jobs_command", metavar="ACTION", required=True)
+    render = sub.add_parser("render", help="write DIR/<job>/config.xml for every pipeline")
+    render.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    sync = sub.add_parser("sync", help="create or update the jobs on a Jenkins server (user/token from env)")
+    sync.add_argument("--url", required=True, metavar="URL", help="Jenkins URL, e.g. https://jenkins.example.com/")
+    sync.add_argument("--folder", metavar="F", help="put the jobs in this folder (a/b for nested); created if missing")
+    sync.add_argument("--dry-run", action="store_true", help="report what would change; write nothing")
+    for p in (render, sync):
+        p.add_argument("--repo", metavar="URL", help="git repository holding pipelines/ (default: $GRAYSTEPS_JOBS_REPO, "
+                                                     "else this checkout's origin, else the checkout itself)")
+        p.add_argument("--branch", default="main", metavar="B", help="branch the jobs build from (default: main)")
+        p.add_argument("--credentials-id", metavar="ID", help="Jenkins credentials id for the repository, if private")
+
+
+def _default_repo() -> str | None:
+    import os
+    import subprocess
+
+    if os.environ.get("GRAYSTEPS_JOBS_REPO"):
+        return os.environ["GRAYSTEPS_JOBS_REPO"]
+    for command, fmt in ((["git", "config", "--get", "remote.origin.url"], "{}"),
+                         (["git", "rev-parse", "--show-toplevel"], "file://{}")):
+        try:
+            out = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False).stdout.strip()
+        except OSError:
+            return None
+        if out:
+            return fmt.format(out)
+    return None
+
+
+def _source(args):
+    import re
+
+    from graysteps.errors import InvalidInput
+    from graysteps.jenkins_jobs import Source
+
+    repo = args.repo or _default_repo()
+    if not repo:
+        raise InvalidInput("no repository for the Jenkinsfiles: pass --repo URL or set GRAYSTEPS_JOBS_REPO", step=f"jobs {args.jobs_command}")
+    if not re.fullmatch(r"[A-Za-z0-9._/-]+", args.branch) or args.branch.startswith("-"):
+        raise InvalidInput(f"--branch {args.branch!r} is not a branch name (letters, digits, . _ / -)", step=f"jobs {args.jobs_command}")
+    return Source(repo=repo, branch=args.branch, credentials_id=args.credentials_id)
+
+
+def _render(args) -> int:
+    from graysteps.jenkins_jobs import write_all
+
+    for path in write_all(args.out, _source(args)):
+        print(f"wrote {path}")
+    return 0
+
+
+def _credentials(step: str) -> tuple[str, str]:
+    import os
+
+    from graysteps.errors import InvalidInput
+
+    user, token = os.environ.get("JENKINS_USER"), os.environ.get("JENKINS_TOKEN")
+    if not user or not token:
+        raise InvalidInput("set JENKINS_USER and JENKINS_TOKEN (a Jenkins API token) in the environment; "
+                           "they are never taken from the command line", step=step)
+    return user, token
+
+
+def _sync(args) -> int:
+    import re
+
+    import jenkins
+    import requests
+
+    from graysteps import jenkins_sync
+    from graysteps.errors import GraystepsError, InvalidInput
+    from graysteps.jenkins_jobs import render_all
+
+    step = jenkins_sync.STEP
+    if not re.match(r"https?://[^/\s]+", args.url):
+        raise InvalidInput(f"--url {args.url!r} is not an http(s) URL of a Jenkins server", step=step)
+    if args.folder is not None and not re.fullmatch(r"(?!\.\.?(/|$))[\w.-]+(/(?!\.\.?(/|$))[\w.-]+)*", args.folder, re.ASCII):
+        raise InvalidInput(f"--folder {args.folder!r} is not a folder path (names of letters, digits, . _ -, joined by /)", step=step)
+    source = _source(args)
+    user, token = _credentials(step)
+    server = jenkins_sync.connect(args.url, user, token)
+    try:
+        server.get_whoami()  # first: it settles the auth that get_version then reuses
+        version = server.get_version()
+    except (jenkins.JenkinsException, requests.RequestException) as e:
+        reason = "rejected the user or token" if "401" in str(e) or "403" in str(e) else f"did not answer ({e})"
+        raise GraystepsError(f"Jenkins at {args.url} {reason}; check the URL and JENKINS_USER={user!r} / JENKINS_TOKEN",
+                             step=step) from e
+    try:
+        changes = jenkins_sync.sync_jobs(server, render_all(source), folder=args.folder, dry_run=args.dry_run)
+    except requests.RequestException as e:
+        raise GraystepsError(f"lost Jenkins at {args.url}: {e}; rerun, sync is safe to repeat", step=step) from e
+    width = max(len(c.action) for c in changes)
+    for change in changes:
+        print(f"{change.action:<{width}}  {change.name}")
+    counts: dict[str, int] = {}
+    for change in changes:
+        counts[change.action] = counts.get(change.action, 0) + 1
+    summary = ", ".join(f"{n} {a}" for a, n in counts.items())
+    print(f"jobs sync: Jenkins {version} at {args.url}: {summary}" + (" (dry run: nothing written)" if args.dry_run else ""))
+    return 0
+
+
+def run(args) -> int:
+    return _render(args) if args.jobs_command == "render" else _sync(args)

@@ -1,0 +1,80 @@
+"""`graysteps release --plan FILE [--dry-run]`: apply a release plan all-or-nothing.
+
+Validates the whole plan against the catalog, checks every change with the
+apiserver's dry run, writes the services in order, and if one fails puts the
+others back. Prints one line per service; records the run (who, when, what,
+result) in the audit table and, on request, as JSON and JUnit files.
+"""
+
+from __future__ import annotations
+
+NAME = "release"
+HELP = "apply a release plan (several services and their strategies) all-or-nothing"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--plan", required=True, metavar="FILE", help="plan file (YAML): services and their strategies")
+    parser.add_argument("--dry-run", action="store_true", help="check every change with the apiserver's dry run; write nothing")
+    parser.add_argument("--catalog", metavar="FILE", help="service catalog (default: $GRAYSTEPS_CATALOG, else ./catalog.yaml)")
+    parser.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+    parser.add_argument("--db", metavar="URL", help="audit database (default: $GRAYSTEPS_DB, else the default SQLite file)")
+    parser.add_argument("--actor", metavar="NAME", help="who runs the plan, for the audit record (default: $BUILD_USER_ID, else $USER)")
+    parser.add_argument("--report", metavar="FILE", help="write the outcome as JSON here")
+    parser.add_argument("--junit", metavar="FILE", help="write the outcome as a JUnit XML report here")
+
+
+def format_outcomes(result) -> list[str]:
+    width = max((len(o.service) for o in result.outcomes), default=0)
+    lines = []
+    for o in result.outcomes:
+        line = f"{o.status:<24} {o.service:<{width}}  {o.strategy:<12} {o.virtual_service}"
+        if o.message:
+            line += f"  - {o.message}"
+        lines.append(line)
+    return lines
+
+
+def run(args, *, after_write=None) -> int:
+    """`after_write(step, outcome)` runs after each service's write (fault tests stop the apiserver there)."""
+    from graysteps import plans
+    from graysteps.catalog import load_catalog
+    from graysteps.errors import GraystepsError
+    from graysteps.kube import api_client
+    from graysteps.release_record import record_plan_run, record_plan_start
+    from graysteps.whitelist.audit import check_actor
+
+    catalog = load_catalog(args.catalog)
+    plan = plans.load_plan(args.plan, catalog)
+    client = api_client(args.kubeconfig)
+    actor = check_actor(args.actor)
+    if not args.dry_run:
+        # Recorded before the first write: a run killed half-way still shows in the audit table.
+        record_plan_start(plan, actor=actor, db_url=args.db)
+    result = plans.apply_plan(plan, api_client=client, dry_run=args.dry_run, actor=actor, after_write=after_write)
+
+    problems = []
+    if args.report:
+        plans.write_json_report(result, args.report)
+    if args.junit:
+        plans.write_junit_report(result, args.junit)
+    if not args.dry_run:
+        try:
+            record_plan_run(result, db_url=args.db)
+        except GraystepsError as e:
+            problems.append(f"its audit record was not written: {e.message}")
+
+    for line in format_outcomes(result):
+        print(line)
+    if args.dry_run:
+        for o in result.outcomes:
+            if o.diff:
+                print(o.diff.rstrip("\n"))
+    print(f"plan {plan.name}: {result.result}")
+    if not result.ok:
+        still = f"; STILL CHANGED: {', '.join(result.changed)}" if result.changed else ""
+        also = f"; {problems[0]}" if problems else ""
+        nxt = "; fix the cause, then rerun the plan: it converges" if result.result != "failed-nothing-changed" else ""
+        raise GraystepsError(f"plan {plan.name} ({plan.path}) {result.result}: {result.error}{still}{also}{nxt}", step=NAME, result=result)
+    if problems:
+        raise GraystepsError(f"plan {plan.name} applied, but {problems[0]}", step=NAME, result=result)
+    return 0

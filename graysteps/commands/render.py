@@ -1,0 +1,97 @@
+"""`graysteps render`: print what graysteps would write, with no cluster involved.
+
+    graysteps render --catalog FILE --service NAME --strategy STRATEGY [--weight N] [--from FILE]
+
+prints the VirtualService that STRATEGY makes of the service's VirtualService
+(`--from FILE`: an existing one, e.g. `kubectl get vs test-a -o yaml`; default:
+the seed's base VirtualService) as YAML on stdout.
+
+What to render is one mutually exclusive choice (`--strategy` here); another
+kind of manifest is one more option in that group and one more function.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "render"
+HELP = "print the VirtualService a strategy produces (YAML on stdout; no cluster)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--catalog", metavar="FILE", help="service catalog (default: $GRAYSTEPS_CATALOG, else ./catalog.yaml)")
+    parser.add_argument("--service", required=True, help="service name from the catalog, e.g. test-a")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--strategy", metavar="STRATEGY",
+                      help="whitelist, weight, balanced, linked, promote or rollback")
+    parser.add_argument("--weight", metavar="N", help="gray share in percent (0-100), with --strategy weight")
+    parser.add_argument("--from", dest="from_file", metavar="FILE",
+                        help="apply the strategy to this VirtualService (YAML) instead of a new one")
+    what.add_argument("--env", metavar="ENV", help="prod or gray: print the Deployment and Service `deploy` applies")
+    parser.add_argument("--image", metavar="IMAGE", help="image reference, with --env")
+    parser.add_argument("--replicas", metavar="N", default="1", help="replica count, with --env (default 1)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.env is not None:
+        return render_workload(args)
+    return render_virtual_service(args)
+
+
+def render_workload(args: argparse.Namespace) -> int:
+    """The Deployment and Service of `--service` in `--env` as multi-document YAML (graysteps.deploy)."""
+    import sys
+
+    from graysteps.catalog import load_catalog
+    from graysteps.deploy import check_environment, parse_replicas, render_manifests
+    from graysteps.errors import InvalidInput
+
+    check_environment(args.env)
+    if args.image is None:
+        raise InvalidInput("--env needs --image IMAGE, e.g. registry.example:5000/test-a:1.4.2")
+    if args.weight is not None or args.from_file is not None:
+        raise InvalidInput("--weight and --from go with --strategy, not with --env")
+    replicas = parse_replicas(args.replicas)
+    service = load_catalog(args.catalog).service(args.service)
+    sys.stdout.write(render_manifests(service, args.env, args.image, replicas=replicas).to_yaml())
+    return 0
+
+
+def render_virtual_service(args: argparse.Namespace) -> int:
+    """Validate everything first, then print: bad input leaves stdout empty."""
+    import sys
+
+    import yaml
+
+    from graysteps.catalog import load_catalog
+    from graysteps.routing.operations import apply_strategy
+    from graysteps.routing.strategy import parse_strategy
+
+    strategy = parse_strategy(args.strategy, args.weight)
+    service = load_catalog(args.catalog).service(args.service)
+    base = read_virtual_service_file(args.from_file) if args.from_file else None
+    rendered = apply_strategy(base, service, strategy)
+    sys.stdout.write(yaml.safe_dump(rendered, sort_keys=False, default_flow_style=False))
+    return 0
+
+
+def read_virtual_service_file(path: str) -> dict:
+    """One VirtualService from a YAML file (safe loader); InvalidInput naming the file otherwise."""
+    import yaml
+
+    from graysteps.errors import InvalidInput
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            documents = [d for d in yaml.safe_load_all(f) if d is not None]
+    except FileNotFoundError:
+        raise InvalidInput(f"--from {path}: file not found") from None
+    except OSError as e:
+        raise InvalidInput(f"--from {path}: cannot be read ({e.strerror})") from e
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise InvalidInput(f"--from {path}{line}: not valid YAML ({getattr(e, 'problem', None) or e})") from e
+    if len(documents) != 1 or not isinstance(documents[0], dict) or documents[0].get("kind") != "VirtualService":
+        raise InvalidInput(f"--from {path}: expected exactly one VirtualService document")
+    return documents[0]

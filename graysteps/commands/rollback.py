@@ -1,0 +1,68 @@
+"""`graysteps rollback --all | --service S... [--namespace NS...]`: everything back to prod, now.
+
+Tries every service in parallel (bounded by --workers), prints one line per
+service, and exits 1 if any failed. Safe to repeat: a service already on prod
+is not written. `--all` means every catalog service, plus any VirtualService
+labelled as managed by graysteps that the catalog does not know (reported as
+failed, since its prod destination is unknown); see graysteps/fleet_rollback.py.
+"""
+
+from __future__ import annotations
+
+NAME = "rollback"
+HELP = "roll services back to prod (all traffic to prod), in parallel"
+
+
+def add_arguments(parser) -> None:
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every service graysteps manages (catalog + managed VirtualServices)")
+    which.add_argument("--service", nargs="+", metavar="S", help="these catalog services")
+    parser.add_argument("--namespace", nargs="+", default=[], metavar="NS", help="only services whose VirtualService is in these namespaces")
+    parser.add_argument("--catalog", metavar="FILE", help="service catalog (default: $GRAYSTEPS_CATALOG, else ./catalog.yaml)")
+    parser.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+    parser.add_argument("--workers", type=int, default=16, metavar="N", help="services rolled back at once (1-64, default 16)")
+    parser.add_argument("--dry-run", action="store_true", help="send every write as the apiserver's dry run; change nothing")
+    parser.add_argument("--report", metavar="FILE", help="write each service's outcome as JSON here")
+
+
+def run(args) -> int:
+    import json
+    from pathlib import Path
+
+    from graysteps import fleet_rollback as fleet
+    from graysteps.catalog import load_catalog
+    from graysteps.errors import GraystepsError, InvalidInput
+
+    if not 1 <= args.workers <= fleet.MAX_WORKERS:
+        raise InvalidInput(f"--workers {args.workers} is not allowed; use 1-{fleet.MAX_WORKERS}", step=NAME)
+    catalog = load_catalog(args.catalog)
+    services = fleet.select_services(catalog, names=args.service or (), all_services=args.all, namespaces=args.namespace)
+    client = fleet.pooled_api_client(args.kubeconfig, args.workers)
+    unmanaged = []
+    if args.all:
+        try:
+            unmanaged = fleet.managed_outside_catalog(catalog, client, args.namespace)
+        except Exception as e:  # noqa: BLE001 - the catalog services are still rolled back
+            from graysteps.plans import failure_reason
+
+            print(f"warning: could not look for managed VirtualServices outside the catalog: {failure_reason(e)}")
+    result = fleet.rollback_fleet(services, api_client=client, workers=args.workers, dry_run=args.dry_run, unmanaged=unmanaged)
+
+    width = max((len(o.service) for o in result.outcomes), default=0)
+    for o in result.outcomes:
+        line = f"{o.status:<18} {o.service:<{width}}  {o.virtual_service}"
+        print(line + (f"  - {o.message}" if o.message else ""))
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(result.counts().items()))
+    print(f"rollback: {len(result.outcomes)} services in {result.seconds:.3f}s: {counts}")
+    if args.report:
+        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.report).write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+    if not result.ok:
+        names = ", ".join(o.service for o in result.failed[:10]) + (" ..." if len(result.failed) > 10 else "")
+        raise GraystepsError(
+            f"{len(result.failed)} of {len(result.outcomes)} services NOT rolled back ({names}); "
+            "the others are on prod. Fix the cause shown above and rerun: it is safe to repeat",
+            step=NAME,
+            result=result,
+        )
+    return 0

@@ -1,0 +1,3 @@
+// Calls one library step by name, as a Jenkinsfile would (the library is loaded with @Library).
+@Library('graysteps') _
+return this."${stepName}"(stepArgs)

@@ -1,0 +1,117 @@
+"""One source of truth: graysteps/jenkins_jobs.py and each Jenkinsfile's properties([...]) say the same thing,
+and `jobs render` writes exactly that into each job's config.xml."""
+
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from graysteps.jenkins_jobs import JOBS, SERVICES, Source, render_job_xml
+from tests.jenkins import jenkinsfile_properties as props
+from tests.jenkins.cli import ROOT, graysteps
+
+SOURCE = Source("https://git.example.com/platform/graysteps.git", "main", "git-read")
+
+
+def spec_parameters(job) -> list[dict]:
+    out = []
+    for p in job.parameters:
+        entry = {"kind": p.kind, "name": p.name, "description": p.description}
+        if p.kind == "choice":
+            entry["choices"] = p.choices
+        else:
+            entry["defaultValue"] = p.default
+        out.append(entry)
+    return out
+
+
+def test_every_jenkinsfile_in_pipelines_has_a_job_and_every_job_a_jenkinsfile():
+    assert sorted(p.name for p in (ROOT / "pipelines").glob("*.Jenkinsfile")) == sorted(f"{j.name}.Jenkinsfile" for j in JOBS)
+
+
+@pytest.mark.parametrize("job", JOBS, ids=lambda j: j.name)
+def test_jenkinsfile_declares_the_same_parameters_triggers_and_options_as_the_job_spec(job):
+    text = (ROOT / job.jenkinsfile).read_text()
+    assert props.parameters(text) == spec_parameters(job)
+    assert props.triggers(text) == {k: v for k, v in (("cron", job.cron), ("pollSCM", job.poll_scm)) if v is not None}
+    assert props.keep_builds(text) == job.keep_builds
+    assert props.disables_concurrent_builds(text) == job.disable_concurrent
+
+
+@pytest.mark.parametrize("job", JOBS, ids=lambda j: j.name)
+def test_every_parameter_has_a_description(job):
+    assert all(len(p.description) > 10 for p in job.parameters)
+
+
+def test_the_jobs_use_choice_boolean_and_string_parameters_and_service_choices_come_from_the_catalog():
+    assert {p.kind for j in JOBS for p in j.parameters} == {"choice", "boolean", "string"}
+    catalog = ROOT / "examples" / "catalog.yaml"
+    if catalog.exists():
+        from graysteps.catalog import load_catalog
+
+        cat = load_catalog(str(catalog))
+        for name in SERVICES:
+            assert cat.service(name).name == name
+
+
+@pytest.mark.parametrize("job", JOBS, ids=lambda j: j.name)
+def test_rendered_config_is_a_pipeline_from_scm_job_carrying_the_spec(job):
+    root = ET.fromstring(render_job_xml(job, SOURCE))
+    assert root.tag == "flow-definition"
+    definition = root.find("definition")
+    assert definition.get("class") == "org.jenkinsci.plugins.workflow.cps.CpsScmFlowDefinition"
+    assert definition.findtext("scriptPath") == job.jenkinsfile
+    assert definition.findtext("scm/userRemoteConfigs/hudson.plugins.git.UserRemoteConfig/url") == SOURCE.repo
+    assert definition.findtext("scm/userRemoteConfigs/hudson.plugins.git.UserRemoteConfig/credentialsId") == "git-read"
+    assert definition.findtext("scm/branches/hudson.plugins.git.BranchSpec/name") == "*/main"
+    rendered = []
+    for element in root.find("properties/hudson.model.ParametersDefinitionProperty/parameterDefinitions"):
+        kind = {"hudson.model.ChoiceParameterDefinition": "choice", "hudson.model.StringParameterDefinition": "string",
+                "hudson.model.BooleanParameterDefinition": "boolean"}[element.tag]
+        entry = {"kind": kind, "name": element.findtext("name"), "description": element.findtext("description")}
+        if kind == "choice":
+            entry["choices"] = tuple(s.text for s in element.findall("choices/a/string"))
+        else:
+            default = element.findtext("defaultValue") or ""
+            entry["defaultValue"] = default == "true" if kind == "boolean" else default
+        rendered.append(entry)
+    assert rendered == spec_parameters(job)
+    triggers = root.find("properties/org.jenkinsci.plugins.workflow.job.properties.PipelineTriggersJobProperty/triggers")
+    assert (triggers.findtext("hudson.triggers.TimerTrigger/spec") if triggers is not None else None) == job.cron
+    assert (triggers.findtext("hudson.triggers.SCMTrigger/spec") if triggers is not None else None) == job.poll_scm
+    assert root.findtext("properties/jenkins.model.BuildDiscarderProperty/strategy/numToKeep") == str(job.keep_builds)
+
+
+def test_render_writes_one_config_per_job_and_says_so(tmp_path):
+    result = graysteps("jobs", "render", "--out", str(tmp_path / "jobs"), "--repo", SOURCE.repo, "--credentials-id", "git-read")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"wrote {tmp_path / 'jobs' / j.name / 'config.xml'}" for j in JOBS]
+    for job in JOBS:
+        assert (tmp_path / "jobs" / job.name / "config.xml").read_text() == render_job_xml(job, SOURCE)
+
+
+def test_render_without_repo_uses_the_environment_then_the_checkout(tmp_path):
+    result = graysteps("jobs", "render", "--out", str(tmp_path), env={"GRAYSTEPS_JOBS_REPO": "https://git.example.com/x.git"})
+    assert "<url>https://git.example.com/x.git</url>" in (tmp_path / "gray-release" / "config.xml").read_text()
+    outside = tmp_path / "not-a-checkout"
+    outside.mkdir()
+    result = graysteps("jobs", "render", "--out", str(tmp_path / "o"), cwd=outside, env={"GIT_CEILING_DIRECTORIES": str(tmp_path)})
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.strip() == "graysteps jobs render: no repository for the Jenkinsfiles: pass --repo URL or set GRAYSTEPS_JOBS_REPO"
+    assert not (tmp_path / "o").exists()
+
+
+def test_library_version_resource_matches_the_python_package():
+    from graysteps import __version__
+
+    assert (ROOT / "resources/io/graysteps/version.txt").read_text().strip() == __version__
+
+
+def test_the_cli_decodes_the_dollar_escape_the_groovy_runner_sends(tmp_path):
+    # vars/graystepsRun.groovy sends '$' as \u0024 because Jenkins' withEnv would expand $VAR in env values
+    out = tmp_path / "a$(id)b"
+    args_json = '["jobs","render","--out=' + str(out).replace("$", "\\u0024") + '"]'
+    assert "$" not in args_json
+    result = graysteps("--args-json-env", "GRAYSTEPS_ARGS", env={"GRAYSTEPS_ARGS": args_json, "GRAYSTEPS_JOBS_REPO": "https://g.example.com/r.git"})
+    assert result.returncode == 0, result.stderr
+    assert (out / "gray-release" / "config.xml").is_file()

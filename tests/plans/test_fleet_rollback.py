@@ -1,0 +1,104 @@
+"""`graysteps rollback --all | --service S...` on the real apiserver."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.plans.conftest import run_cli
+from tests.plans.test_release import get_vs, put_vs
+
+pytestmark = pytest.mark.world
+
+
+def prod_only(vs: dict, service) -> bool:
+    """Every destination with traffic is the service's prod destination."""
+    prod = service.destination("prod")
+    dests = [d["destination"] for r in vs["spec"]["http"] for d in r.get("route", []) if d.get("weight", 100) > 0]
+    return bool(dests) and all(d == prod for d in dests)
+
+
+def statuses(stdout: str) -> dict[str, str]:
+    return {line.split()[1]: line.split()[0] for line in stdout.splitlines() if not line.startswith("rollback:")}
+
+
+@pytest.fixture
+def fleet(kube, make_catalog):
+    """Five catalog services: three on gray strategies, one on prod already, one without a VirtualService."""
+    from graysteps.catalog import load_catalog
+
+    catalog = make_catalog(["svc-a", "svc-b", "svc-c", "svc-d", "svc-e"])
+    cat = load_catalog(catalog)
+    put_vs(kube, cat.service("svc-a"), "whitelist")
+    put_vs(kube, cat.service("svc-b"), "weight", 20)
+    put_vs(kube, cat.service("svc-c"), "promote")
+    put_vs(kube, cat.service("svc-d"), "rollback")
+    return catalog, cat
+
+
+def test_rollback_all_sends_every_service_to_prod_and_is_safe_to_repeat(kube, fleet, tmp_path):
+    catalog, cat = fleet
+    args = ("rollback", "--all", "--catalog", catalog, "--kubeconfig", kube.kubeconfig, "--workers", "4")
+    first = run_cli(*args, "--report", str(tmp_path / "r.json"))
+    assert first.returncode == 0, first.stderr
+    assert statuses(first.stdout) == {"svc-a": "rolled-back", "svc-b": "rolled-back", "svc-c": "rolled-back",
+                                      "svc-d": "already-prod", "svc-e": "no-virtualservice"}
+    for name in ("svc-a", "svc-b", "svc-c", "svc-d"):
+        live = get_vs(kube, cat.service(name))
+        assert prod_only(live, cat.service(name)), live
+        assert all(r.get("timeout") == "7s" for r in live["spec"]["http"])  # what graysteps does not own stays
+    versions = {n: get_vs(kube, cat.service(n))["metadata"]["resourceVersion"] for n in ("svc-a", "svc-b", "svc-c", "svc-d")}
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["ok"] and report["counts"] == {"rolled-back": 3, "already-prod": 1, "no-virtualservice": 1}
+
+    again = run_cli(*args)
+    assert again.returncode == 0, again.stderr
+    assert set(statuses(again.stdout).values()) == {"already-prod", "no-virtualservice"}
+    assert {n: get_vs(kube, cat.service(n))["metadata"]["resourceVersion"] for n in versions} == versions
+
+
+def test_rollback_of_named_services_leaves_the_others_alone(kube, fleet):
+    catalog, cat = fleet
+    done = run_cli("rollback", "--service", "svc-a", "svc-c", "--catalog", catalog, "--kubeconfig", kube.kubeconfig)
+    assert done.returncode == 0, done.stderr
+    assert statuses(done.stdout) == {"svc-a": "rolled-back", "svc-c": "rolled-back"}
+    assert not prod_only(get_vs(kube, cat.service("svc-b")), cat.service("svc-b"))
+
+
+def test_one_refused_service_does_not_stop_the_others_and_fails_the_command(kube, fleet, refuse_writes):
+    catalog, cat = fleet
+    b = cat.service("svc-b")
+    refuse_writes(b.vs_namespace, b.vs_name)
+    done = run_cli("rollback", "--all", "--catalog", catalog, "--kubeconfig", kube.kubeconfig)
+    assert done.returncode == 1
+    assert statuses(done.stdout)["svc-b"] == "failed"
+    assert "1 of 5 services NOT rolled back (svc-b)" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    for name in ("svc-a", "svc-c"):
+        assert prod_only(get_vs(kube, cat.service(name)), cat.service(name))
+    assert not prod_only(get_vs(kube, cat.service("svc-b")), b)
+
+
+def test_namespace_filter_picks_the_services_whose_virtualservice_lives_there(kube, fleet):
+    catalog, cat = fleet
+    ns = cat.service("svc-a").vs_namespace
+    done = run_cli("rollback", "--all", "--namespace", "elsewhere", "--catalog", catalog, "--kubeconfig", kube.kubeconfig)
+    assert done.returncode == 2 and done.stdout == "" and "elsewhere" in done.stderr
+    done = run_cli("rollback", "--all", "--namespace", ns, "--catalog", catalog, "--kubeconfig", kube.kubeconfig, "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert statuses(done.stdout)["svc-a"] == "would-roll-back"
+    assert not prod_only(get_vs(kube, cat.service("svc-a")), cat.service("svc-a"))  # dry run: nothing written
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--service", "svc-A"], "svc-A"),
+    (["--service", "nosuch"], "nosuch"),
+    (["--all", "--workers", "0"], "0"),
+])
+def test_bad_input_is_refused_before_any_write(kube, fleet, args, named):
+    catalog, cat = fleet
+    done = run_cli("rollback", *args, "--catalog", catalog, "--kubeconfig", kube.kubeconfig)
+    assert done.returncode == 2 and done.stdout == ""
+    assert named in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not prod_only(get_vs(kube, cat.service("svc-a")), cat.service("svc-a"))

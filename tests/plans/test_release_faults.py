@@ -1,0 +1,84 @@
+"""The apiserver dies in the middle of a plan: the command fails clearly, says
+exactly what is left changed, and rerunning the plan converges.
+
+The fault is real: the kube-apiserver process is stopped (etcd keeps the data)
+from the hook the release command calls after each service's write; then it
+is started again on the same port and etcd."""
+
+from __future__ import annotations
+
+import pytest
+
+from graysteps.cli import build_parser
+from graysteps.errors import GraystepsError
+from tests.plans.conftest import run_cli
+from tests.plans.test_release import audit_rows, get_vs, write_plan
+
+pytestmark = pytest.mark.world
+
+PLAN = ("plan: three\ndescription: three services at once\nservices:\n"
+        "  - {service: test-a, strategy: whitelist}\n"
+        "  - {service: test-b, strategy: linked}\n"
+        "  - {service: test-c, strategy: weight, weight: 30}\n")
+
+
+def test_apiserver_killed_after_the_first_write_is_reported_and_a_rerun_converges(
+        kube, make_catalog, audit_db, tmp_path, capsys):
+    from graysteps.catalog import load_catalog
+    from graysteps.commands import release
+
+    catalog = make_catalog(["test-a", "test-b", "test-c"])
+    cat = load_catalog(catalog)
+    plan = write_plan(tmp_path, PLAN)
+    argv = ["release", "--plan", plan, "--catalog", catalog, "--kubeconfig", kube.kubeconfig, "--db", audit_db,
+            "--report", str(tmp_path / "r.json")]
+
+    def kill_apiserver_after_test_a(step, outcome):
+        if step.service.name == "test-a":
+            kube.stop_apiserver()
+
+    try:
+        with pytest.raises(GraystepsError) as failed:
+            release.run(build_parser().parse_args(argv), after_write=kill_apiserver_after_test_a)
+        out = capsys.readouterr().out
+    finally:
+        if not kube.apiserver_running:
+            kube.start_apiserver()
+
+    message = failed.value.message
+    assert failed.value.exit_code == 1
+    assert "failed-partially-applied" in message and "STILL CHANGED: test-a" in message, message
+    assert "apiserver unreachable" in message
+    status = {line.split()[1]: line.split()[0] for line in out.splitlines() if not line.startswith("plan ")}
+    assert status == {"test-a": "restore-failed", "test-b": "failed", "test-c": "not-attempted"}, out
+    assert "rerun the plan" in out
+
+    # What the report says is what the cluster holds: test-a changed, the others untouched.
+    assert get_vs(kube, cat.service("test-a")) is not None
+    assert get_vs(kube, cat.service("test-b")) is None and get_vs(kube, cat.service("test-c")) is None
+    rows = audit_rows(audit_db)
+    assert [(r.action, r.reason) for r in rows] == [("release.started", "three services at once"),
+                                                   ("release.finished", "failed-partially-applied")]
+    assert rows[1].detail["still_changed"] == ["test-a"]
+
+    rerun = run_cli(*argv)
+    assert rerun.returncode == 0, rerun.stderr
+    status = {line.split()[1]: line.split()[0] for line in rerun.stdout.splitlines() if not line.startswith("plan ")}
+    assert status == {"test-a": "unchanged", "test-b": "applied", "test-c": "applied"}
+    weights = sorted(d.get("weight") for r in get_vs(kube, cat.service("test-c"))["spec"]["http"] for d in r["route"])
+    assert weights == [30, 70]
+    assert audit_rows(audit_db)[-1].reason == "succeeded"
+
+
+def test_a_plan_started_while_the_apiserver_is_down_fails_before_changing_anything(kube, make_catalog, audit_db, tmp_path):
+    catalog = make_catalog(["test-a", "test-b", "test-c"])
+    plan = write_plan(tmp_path, PLAN)
+    kube.stop_apiserver()
+    try:
+        done = run_cli("release", "--plan", plan, "--catalog", catalog, "--kubeconfig", kube.kubeconfig, "--db", audit_db)
+    finally:
+        kube.start_apiserver()
+    assert done.returncode == 1
+    assert "failed-nothing-changed" in done.stderr and "nothing was changed" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert [r.reason for r in audit_rows(audit_db)] == ["three services at once", "failed-nothing-changed"]

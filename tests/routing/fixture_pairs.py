@@ -1,0 +1,78 @@
+"""Fixture pairs, as jenkins-job-builder keeps them: each directory under
+fixtures/ holds `strategy.yaml` (service, strategy, weight, catalog), an
+optional `before.yaml` (the live VirtualService; absent = none yet) and
+`after.yaml` (what graysteps must make of it).
+
+`python -m tests.routing.fixture_pairs NEW_CASE` writes a missing after.yaml
+from the current code, for a human to review before it is committed; it never
+overwrites an existing one.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).parent
+FIXTURES = HERE / "fixtures"
+CATALOGS = HERE / "catalogs"
+EXAMPLE_CATALOG = HERE.parents[1] / "examples" / "catalog.yaml"
+
+
+@dataclass
+class Case:
+    name: str
+    path: Path
+
+    @property
+    def settings(self) -> dict:
+        return yaml.safe_load((self.path / "strategy.yaml").read_text())
+
+    @property
+    def catalog_path(self) -> str:
+        name = self.settings.get("catalog")
+        return str(CATALOGS / name) if name else str(EXAMPLE_CATALOG)
+
+    def service(self):
+        from graysteps.catalog import load_catalog
+
+        return load_catalog(self.catalog_path).service(self.settings["service"])
+
+    def strategy(self):
+        from graysteps.routing.strategy import parse_strategy
+
+        s = self.settings
+        return parse_strategy(s["strategy"], s.get("weight"))
+
+    def before(self) -> dict | None:
+        f = self.path / "before.yaml"
+        return yaml.safe_load(f.read_text()) if f.exists() else None
+
+    def after(self) -> dict:
+        return yaml.safe_load((self.path / "after.yaml").read_text())
+
+
+def cases() -> list[Case]:
+    return [Case(p.name, p) for p in sorted(FIXTURES.iterdir()) if (p / "strategy.yaml").exists()]
+
+
+def dump(obj: dict) -> str:
+    return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False)
+
+
+def _write_missing(names: list[str]) -> None:
+    from graysteps.routing.operations import apply_strategy
+
+    for case in cases():
+        target = case.path / "after.yaml"
+        if (names and case.name not in names) or target.exists():
+            continue
+        target.write_text(dump(apply_strategy(case.before(), case.service(), case.strategy())))
+        print(f"wrote {target}: REVIEW IT")
+
+
+if __name__ == "__main__":
+    _write_missing(sys.argv[1:])

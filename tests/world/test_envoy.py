@@ -1,0 +1,74 @@
+"""Envoy from the wheel really routes requests, and takes new routes live from files."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import pytest
+
+from graysteps.testworld.envoy import DynamicFiles, Envoy
+from graysteps.testworld.ports import free_port
+
+pytestmark = pytest.mark.world
+
+
+def _cluster(name: str, port: int) -> dict:
+    return {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
+                "socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}],
+        },
+    }
+
+
+def _listener(port: int, cluster: str) -> dict:
+    route_config = {
+        "name": "local",
+        "virtual_hosts": [{"name": "all", "domains": ["*"],
+                           "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cluster}}]}],
+    }
+    manager = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network"
+                 ".http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "ingress",
+        "route_config": route_config,
+        "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
+    }
+    return {
+        "name": "ingress",
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+        "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
+                                        "typed_config": manager}]}],
+    }
+
+
+def _get(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/anything", timeout=5) as response:
+        return response.read().decode()
+
+
+def test_envoy_routes_a_request_to_the_backend_its_route_names(envoy_binary, tmp_path, http_backend):
+    backend = http_backend("backend-a")
+    port = free_port()
+    bootstrap = {"static_resources": {"listeners": [_listener(port, "a")], "clusters": [_cluster("a", backend)]}}
+    with Envoy(bootstrap, tmp_path, binary=envoy_binary) as envoy:
+        assert _get(port) == "backend-a"
+        assert envoy.stats()["cluster.a.upstream_rq_200"] >= 1
+
+
+def test_envoy_follows_an_atomically_replaced_listener_file_without_restart(envoy_binary, tmp_path, http_backend):
+    ports = {"a": http_backend("backend-a"), "b": http_backend("backend-b")}
+    clusters = [_cluster(name, port) for name, port in ports.items()]
+    port = free_port()
+    files = DynamicFiles(tmp_path / "xds")
+    with Envoy(files.bootstrap([_listener(port, "a")], clusters), tmp_path, binary=envoy_binary) as envoy:
+        assert _get(port) == "backend-a"
+        pid = envoy.pid
+        envoy.replace_config(files, listeners=[_listener(port, "b")])
+        assert _get(port) == "backend-b"
+        assert envoy.pid == pid

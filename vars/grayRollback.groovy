@@ -1,0 +1,23 @@
+/** Roll services back to prod (all traffic to prod), all of them or a chosen set. Help: vars/grayRollback.txt */
+void call(Map args = [:]) {
+    Map defaultConfig = [
+        all                    : false,                  // every service graysteps manages
+        services               : [],                     // or these catalog services, e.g. ['test-a', 'test-b']
+        namespaces             : [],                     // only VirtualServices in these namespaces
+        dryRun                 : false,                  // apiserver dry run; change nothing
+        report                 : 'reports/rollback.json', // each service's outcome as JSON; null = none
+        catalog                : null,                   // catalog file; null = $GRAYSTEPS_CATALOG, else ./catalog.yaml
+        kubeconfigCredentialsId: 'graysteps-kubeconfig', // Jenkins "secret file" with the kubeconfig; null = agent's own
+    ]
+    Map config = graystepsRun.config('grayRollback', defaultConfig, args)
+    if (config.all == !config.services.isEmpty()) { error '[grayRollback] give either all: true or services: [...], not both' }
+    for (String name in config.services + config.namespaces) {  // a value must never pass for a flag such as --all
+        if (!(name ==~ /[a-z0-9]([-a-z0-9]*[a-z0-9])?/)) { error "[grayRollback] '${name}' is not a lowercase DNS-1123 name" }
+    }
+    List cli = ['rollback'] + (config.all ? ['--all'] : ['--service'] + config.services)
+    if (config.namespaces) { cli += ['--namespace'] + config.namespaces }
+    if (config.dryRun) { cli << '--dry-run' }
+    if (config.report) { cli << '--report=' + config.report }
+    graystepsRun(step: 'grayRollback', args: cli, config: config, env: [GRAYSTEPS_CATALOG: config.catalog],
+                 credentials: [[type: 'file', id: 'kubeconfigCredentialsId', env: ['KUBECONFIG']]])
+}

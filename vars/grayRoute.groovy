@@ -1,0 +1,17 @@
+/** Point a service's traffic at a strategy. Help: vars/grayRoute.txt */
+void call(Map args = [:]) {
+    Map defaultConfig = [
+        service                : null,                   // catalog service, e.g. 'test-a' (required)
+        strategy               : 'whitelist',            // whitelist | weight | balanced | linked | promote | rollback
+        weight                 : null,                   // gray share 0-100, only with strategy 'weight'
+        dryRun                 : false,                  // print the diff, change nothing (apiserver dry run)
+        catalog                : null,                   // catalog file; null = $GRAYSTEPS_CATALOG, else ./catalog.yaml
+        kubeconfigCredentialsId: 'graysteps-kubeconfig', // Jenkins "secret file" with the kubeconfig; null = agent's own
+    ]
+    Map config = graystepsRun.config('grayRoute', defaultConfig, args, ['service', 'strategy'])
+    List cli = ['route', '--service=' + config.service, '--strategy=' + config.strategy]
+    if (config.weight != null) { cli << '--weight=' + config.weight }
+    if (config.dryRun) { cli << '--dry-run' }
+    graystepsRun(step: 'grayRoute', args: cli, config: config, env: [GRAYSTEPS_CATALOG: config.catalog],
+                 credentials: [[type: 'file', id: 'kubeconfigCredentialsId', env: ['KUBECONFIG']]])
+}
