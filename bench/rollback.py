@@ -181,7 +181,9 @@ def main() -> int:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    print(f"\nkube-apiserver + etcd on loopback, {os.cpu_count()} cores, workers={args.workers}, median of {args.repeat}")
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\nkube-apiserver + etcd on loopback, {os.cpu_count()} cores (load average now {load}), "
+          f"workers={args.workers}, median of {args.repeat}; times are the whole command (process start included)")
     print(f"{'services':>8} {'graysteps':>10} {'runs':>24} {'repeat':>8} {'kubectl loop':>13} {'ratio':>7}")
     for n, median, runs, rep, kc, ratio, summary, rep_summary in rows:
         print(f"{n:>8} {median:>9.3f}s {' '.join(f'{r:.3f}' for r in runs):>24} {rep:>7.3f}s {kc:>12.2f}s {ratio:>6.1f}x")

@@ -30,7 +30,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from graysteps.errors import GraystepsError
 
@@ -107,13 +107,14 @@ class DemoResult:
 
 
 class Demo:
-    def __init__(self, sandbox, state: dict, out_dir: Path, *, requests: int, out: Print):
+    def __init__(self, sandbox, state: dict, out_dir: Path, *, requests: int, workloads: bool, out: Print):
         from graysteps.catalog import load_catalog
 
         self.sandbox = sandbox
         self.state = state
         self.out_dir = out_dir
         self.requests = requests
+        self.workloads = workloads
         self.out = out
         self.catalog = load_catalog(state["catalog"])
         self.spec = self.catalog.service(SERVICE)
@@ -169,6 +170,10 @@ class Demo:
                      f"[{paths}]")
 
     def verify(self, step: DemoStep, name: str) -> None:
+        if not self.workloads:
+            self.out("  (graysteps verify skipped: the sandbox runs without workloads, so there are no rollouts "
+                     "to check; start it without --no-workloads)")
+            return
         run = self.graysteps(step, "verify", "--service", SERVICE, "--gateway", self.state["ingress"],
                              "--junit", str(self.out_dir / f"verify-{name}.xml"), check=False)
         step.verify_passed = run.exit_code == 0
@@ -186,16 +191,24 @@ class Demo:
 
     # -- the release ---------------------------------------------------------------
 
-    def take_cookie(self, tenant: str) -> str:
-        """Ask the cookie service, as the auth center does at login; the cookie pair it sets."""
+    def take_cookie(self, tenant: str, *, expect_gray: bool | None = None, timeout: float = 10.0) -> str:
+        """Ask the cookie service, as the auth center does at login; the cookie pair it sets.
+
+        With `expect_gray`, ask again until its answer reflects a whitelist change just made
+        (the service notices changes within its --generation-check interval)."""
         url = f"{self.state['cookie_service']}/v1/gray-cookie?" + urllib.parse.urlencode({"tenant": tenant})
-        with urllib.request.urlopen(url, timeout=5) as r:
-            answer = json.loads(r.read())
-            pair = r.headers["Set-Cookie"].split(";", 1)[0]
+        deadline = time.monotonic() + timeout
+        while True:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                answer = json.loads(r.read())
+                pair = r.headers["Set-Cookie"].split(";", 1)[0]
+            if expect_gray is None or answer["gray"] == expect_gray or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         self.out(f"  cookie service: tenant {tenant} -> gray={answer['gray']}, Set-Cookie {pair}")
         return pair
 
-    def run(self, workloads: bool) -> None:
+    def run(self) -> None:
         step = self.begin("Before the release", "test-a and test-b run 1.0.0 on prod; every request lands on prod.")
         for tenant in (*WHITELISTED, OTHER_TENANT):
             self.cookies[tenant] = self.take_cookie(tenant)
@@ -204,12 +217,12 @@ class Demo:
         step = self.begin(f"Release {SERVICE} {GRAY_TAG} to gray for two tenants",
                           f"Deploy to the gray namespace, whitelist {' and '.join(WHITELISTED)}, route {SERVICE} "
                           "by the whitelist cookie.")
-        if workloads:
+        if self.workloads:
             self.graysteps(step, "deploy", "--service", SERVICE, "--env", "gray", "--no-pin", "--wait",
                            "--timeout", "120", "--image", f"sandbox.local/graysteps/{SERVICE}:{GRAY_TAG}")
         self.graysteps(step, "whitelist", "add", *WHITELISTED, "--reason", f"gray pilot of {SERVICE} {GRAY_TAG}")
         for tenant in (*WHITELISTED, OTHER_TENANT):  # their next login: the auth center asks again
-            self.cookies[tenant] = self.take_cookie(tenant)
+            self.cookies[tenant] = self.take_cookie(tenant, expect_gray=tenant in WHITELISTED)
         self.graysteps(step, "route", "--service", SERVICE, "--strategy", "whitelist")
         self.wait_routes_live(step)
         self.measure(step)
@@ -278,10 +291,10 @@ def run_demo(sandbox_dir: str | None = None, out_dir: str = "reports/demo", *, k
     workloads = any(c["name"] == "kube-controller-manager" for c in state.get("components", []))
     target = Path(out_dir).resolve()
     target.mkdir(parents=True, exist_ok=True)
-    demo = Demo(sandbox, state, target, requests=requests, out=out)
+    demo = Demo(sandbox, state, target, requests=requests, workloads=workloads, out=out)
     failure: GraystepsError | None = None
     try:
-        demo.run(workloads)
+        demo.run()
     except GraystepsError as e:
         failure = e
     finally:

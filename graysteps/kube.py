@@ -19,8 +19,11 @@ def api_client(kubeconfig: str | None = None) -> Any:
             if not os.path.exists(kubeconfig):
                 raise GraystepsError(f"kubeconfig {kubeconfig} not found; pass --kubeconfig FILE or set KUBECONFIG")
             return config.new_client_from_config(config_file=kubeconfig)
-        if os.environ.get("KUBECONFIG") or os.path.exists(os.path.expanduser("~/.kube/config")):
-            return config.new_client_from_config()
+        default = os.path.expanduser("~/.kube/config")
+        if os.environ.get("KUBECONFIG"):  # may list several files (':'-separated); they are merged
+            return config.new_client_from_config(config_file=os.environ["KUBECONFIG"])
+        if os.path.exists(default):
+            return config.new_client_from_config(config_file=default)
         configuration = client.Configuration()
         config.load_incluster_config(client_configuration=configuration)
         return client.ApiClient(configuration)

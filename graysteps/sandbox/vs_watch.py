@@ -19,6 +19,7 @@ apply. Each applied set is passed to `on_applied(AppliedRoutes)`.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import traceback
@@ -98,6 +99,7 @@ class RouteSync:
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._response = None  # the open watch request (a urllib3 response)
 
     def start(self) -> "RouteSync":
         for name, target in (("vs-watch", self._watch_loop), ("vs-apply", self._apply_loop)):
@@ -109,8 +111,9 @@ class RouteSync:
     def stop(self) -> None:
         self._stop.set()
         self._dirty.set()
+        self._close_response()  # ends the watch request now: the apiserver then stops without waiting for it
         for thread in self._threads:
-            thread.join(timeout=2)  # the watch thread may sit in a read until WATCH_SECONDS; it is a daemon
+            thread.join(timeout=2)
 
     def wait_synced(self, timeout: float = 30.0) -> AppliedRoutes:
         """Block until the first listing has been applied to Envoy."""
@@ -132,8 +135,9 @@ class RouteSync:
         self._dirty.set()
 
     def _watch_loop(self) -> None:
-        from kubernetes import client, watch
+        from kubernetes import client
         from kubernetes.client.exceptions import ApiException
+        from kubernetes.watch.watch import iter_resp_lines
 
         api = client.CustomObjectsApi(self.api_client)
         while not self._stop.is_set():
@@ -143,12 +147,15 @@ class RouteSync:
                 self._changed(lambda current: (current.clear(), current.update(objects)))
                 self.status.lists += 1
                 self.status.watching = True
-                stream = watch.Watch().stream(api.list_cluster_custom_object, GROUP, VERSION, PLURAL,
-                                              resource_version=listing["metadata"]["resourceVersion"],
-                                              allow_watch_bookmarks=True, timeout_seconds=WATCH_SECONDS)
-                for event in stream:
+                # The raw response (not kubernetes.watch.Watch) so that stop() can close it: an open
+                # watch would hold the apiserver's graceful shutdown until it times out.
+                self._response = api.list_cluster_custom_object(
+                    GROUP, VERSION, PLURAL, watch=True, resource_version=listing["metadata"]["resourceVersion"],
+                    allow_watch_bookmarks=True, timeout_seconds=WATCH_SECONDS, _preload_content=False)
+                for line in iter_resp_lines(self._response):
                     if self._stop.is_set():
                         return
+                    event = json.loads(line)
                     kind, obj = event.get("type"), event.get("object") or {}
                     if kind == "ERROR":  # e.g. 410 Gone: the resourceVersion is too old; list again
                         break
@@ -162,8 +169,20 @@ class RouteSync:
                         self._changed(lambda current: current.__setitem__(key, obj))
             except ApiException as e:
                 self._watch_failed(f"apiserver answered {e.status} {e.reason}")
-            except Exception as e:  # noqa: BLE001 - an unreachable apiserver: keep trying
-                self._watch_failed(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+            except Exception as e:  # noqa: BLE001 - an unreachable apiserver, a closed stream: keep trying
+                if not self._stop.is_set():
+                    self._watch_failed(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+            finally:
+                self._close_response()
+
+    def _close_response(self) -> None:
+        response, self._response = self._response, None
+        if response is not None:
+            try:
+                response.close()
+                response.release_conn()
+            except Exception:  # noqa: BLE001 - closing a broken stream
+                pass
 
     def _watch_failed(self, why: str) -> None:
         self.status.watching = False

@@ -1,0 +1,28 @@
+import pytest
+
+from graysteps.errors import GraystepsError
+from graysteps.kube import api_client
+
+
+def test_a_missing_kubeconfig_is_named_with_what_to_do(tmp_path):
+    with pytest.raises(GraystepsError, match=rf"kubeconfig {tmp_path}/none not found; pass --kubeconfig FILE or set KUBECONFIG"):
+        api_client(str(tmp_path / "none"))
+
+
+def test_without_any_credentials_the_error_says_where_they_are_looked_for(tmp_path, monkeypatch):
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(GraystepsError, match="no usable cluster credentials .*pass --kubeconfig FILE, set KUBECONFIG"):
+        api_client()
+
+
+@pytest.mark.world
+def test_kubeconfig_comes_from_the_argument_or_the_environment(kube, monkeypatch):
+    from kubernetes import client
+
+    with api_client(kube.kubeconfig) as given:
+        assert client.VersionApi(given).get_code().major == "1"
+    monkeypatch.setenv("KUBECONFIG", kube.kubeconfig)
+    with api_client() as from_env:
+        assert from_env.configuration.host == kube.server
