@@ -110,6 +110,11 @@ class ServiceOutcome:
     message: str = ""
     diff: str = ""
     created: bool = False  # the plan created this VirtualService
+    # The snapshot taken by the write: resourceVersions before/after, and the spec
+    # before (kept for services this run wrote, so a failed restore can be done by hand).
+    before_resource_version: str | None = None
+    after_resource_version: str | None = None
+    before_spec: dict | None = None
 
     @property
     def ok(self) -> bool:
@@ -398,8 +403,10 @@ def apply_plan(
                 out.message += " [no answer: if this write reached the apiserver it may have landed; rerunning the plan converges]"
             break
         out.diff, out.created = res.diff, res.before is None
+        out.before_resource_version, out.after_resource_version = _rv(res.before), _rv(res.after)
         if res.changed:
             out.status = APPLIED
+            out.before_spec = copy.deepcopy((res.before or {}).get("spec"))
             written.append((st, out, res.before, res.after))
         else:
             out.status = UNCHANGED

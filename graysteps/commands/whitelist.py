@@ -80,13 +80,11 @@ def _run(args: argparse.Namespace) -> int:
         finally:
             store.close()
         return 0
-    # sync: read and check the whole source before touching the database
-    actor = check_actor(getattr(args, "actor", None))
-    source = sync.load_source(args.source)
-    store = open_store(args.db)
+    # sync: the schema is created/upgraded only once the whole source is read and checked
+    store = open_store(args.db, upgrade=False)
     try:
-        result = sync.sync_whitelist(
-            store, source, actor=actor, reason=args.reason, dry_run=args.dry_run, allow_empty=args.allow_empty
+        result = sync.sync_from(
+            store, args.source, actor=args.actor, reason=args.reason, dry_run=args.dry_run, allow_empty=args.allow_empty
         )
     finally:
         store.close()

@@ -51,9 +51,16 @@ def up(sandbox: SandboxDir, *, catalog: str | None = None, workloads: bool = Tru
     if pid:
         out(f"sandbox already running in {sandbox} (supervisor pid {pid})")
         return sandbox.read_state()
-    catalog_path = resolve_catalog(catalog)
+    catalog_text = Path(resolve_catalog(catalog)).read_bytes()  # it may live in the directory emptied next
+    if sandbox.marker.exists():
+        orphans = _kill_leftovers(sandbox, None)  # servers of a supervisor that was killed hard
+        if orphans:
+            out(f"sandbox: stopped what an earlier sandbox in {sandbox} left running: {', '.join(orphans)}")
     sandbox.prepare_fresh()
-    argv = [sys.executable, "-m", "graysteps.sandbox.supervisor", "--dir", str(sandbox.path), "--catalog", catalog_path]
+    catalog_path = sandbox.path / "catalog.yaml"
+    catalog_path.write_bytes(catalog_text)
+    argv = [sys.executable, "-m", "graysteps.sandbox.supervisor", "--dir", str(sandbox.path),
+            "--catalog", str(catalog_path)]
     if not workloads:
         argv.append("--no-workloads")
     with open(sandbox.log_file, "ab") as log:
@@ -122,13 +129,13 @@ def down(sandbox: SandboxDir, *, timeout: float = 90.0, out: Print = print) -> b
     os.kill(pid, signal.SIGTERM)
     if not _wait_gone(sandbox, pid, timeout):
         leftovers = _kill_leftovers(sandbox, pid)
-        raise GraystepsError(f"the supervisor (pid {pid}) did not stop within {timeout:.0f}s; killed it and "
-                             f"{leftovers} component process(es); see {sandbox.log_file}", step=STEP)
+        raise GraystepsError(f"the supervisor (pid {pid}) did not stop within {timeout:.0f}s; killed "
+                             f"{', '.join(leftovers) or 'nothing'}; see {sandbox.log_file}", step=STEP)
     left = [c for c in _process_components(sandbox.read_state()) if pid_alive(c["pid"])]
     if left:
         leftovers = _kill_leftovers(sandbox, pid)
-        raise GraystepsError(f"the supervisor stopped but left {leftovers} process(es) running "
-                             f"({', '.join(c['name'] for c in left)}); they were killed", step=STEP)
+        raise GraystepsError(f"the supervisor stopped but left {', '.join(c['name'] for c in left)} running; "
+                             f"killed {', '.join(leftovers) or 'nothing'}", step=STEP)
     out(f"sandbox stopped in {time.monotonic() - t0:.1f}s")
     return True
 
@@ -138,13 +145,27 @@ def _process_components(state: dict) -> list[dict]:
     return [c for c in state.get("components", []) if c.get("pid") and c.get("pid") != state.get("pid")]
 
 
-def _kill_leftovers(sandbox: SandboxDir, supervisor_pid: int) -> int:
-    killed = 0
-    for c in _process_components(sandbox.read_state()) + [{"pid": supervisor_pid}]:
-        if pid_alive(c["pid"]):
+def _started_here(sandbox: SandboxDir, pid: int) -> bool:
+    """True if process `pid` was started for this sandbox: its command line names the
+    directory (a pid from an old state file may belong to someone else by now)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return str(sandbox.path) in cmdline
+
+
+def _kill_leftovers(sandbox: SandboxDir, supervisor_pid: int | None) -> list[str]:
+    """SIGKILL the process group of each component (and the supervisor) still alive; their names."""
+    killed = []
+    targets = [(c["name"], c["pid"]) for c in _process_components(sandbox.read_state())]
+    if supervisor_pid:
+        targets.append(("supervisor", supervisor_pid))
+    for name, pid in targets:
+        if pid_alive(pid) and _started_here(sandbox, pid):
             try:
-                os.killpg(c["pid"], signal.SIGKILL)  # each server runs in its own process group
-                killed += 1
+                os.killpg(pid, signal.SIGKILL)  # each server runs in its own process group
+                killed.append(name)
             except (ProcessLookupError, PermissionError):
                 pass
     sandbox.pid_file.unlink(missing_ok=True)
@@ -205,6 +226,9 @@ def _health(c: dict, state: dict) -> tuple[bool, str]:
             routes = state.get("routes") or {}
             if not routes:
                 return False, "nothing applied yet"
+            sync = state.get("route_sync") or {}
+            if sync and not sync.get("watching"):
+                return False, f"not watching the apiserver ({sync.get('last_error') or 'starting'}); Envoy keeps the last routes"
             age = time.time() - routes.get("applied_at", 0)
             rejected = routes.get("rejected") or {}
             detail = (f"{len(routes.get('virtual_services', {}))} VirtualService(s) live in Envoy, last change "

@@ -45,6 +45,7 @@ class Supervisor:
         self.catalog_path = catalog_path
         self.workloads = workloads
         self.stop_requested = threading.Event()
+        self.sync = None  # the RouteSync, once started
         self._state_lock = threading.Lock()
         self.state: dict[str, Any] = {"phase": STARTING, "pid": os.getpid(), "dir": str(sandbox.path),
                                       "started_at": time.time(), "components": [], "routes": {}}
@@ -81,7 +82,7 @@ class Supervisor:
             self.save(phase=READY, ready_at=time.time())
             self.step(f"sandbox ready in {time.time() - self.state['started_at']:.1f}s")
             while not self.stop_requested.wait(0.5):
-                pass
+                self.record_sync_status()
             self.step("stopping")
             self.save(phase=STOPPING)
         return 0
@@ -91,7 +92,8 @@ class Supervisor:
 
         work = self.sandbox.path
         catalog_copy = work / "catalog.yaml"
-        shutil.copyfile(self.catalog_path, catalog_copy)
+        if Path(self.catalog_path).resolve() != catalog_copy:
+            shutil.copyfile(self.catalog_path, catalog_copy)
         catalog = load_catalog(str(catalog_copy))
         db_url = f"sqlite:///{work / 'whitelist.db'}"
         self.save(catalog=str(catalog_copy), env={"GRAYSTEPS_CATALOG": str(catalog_copy), "GRAYSTEPS_DB": db_url})
@@ -215,12 +217,21 @@ class Supervisor:
                               "applies": sync.status.applied, "events": sync.status.events})
 
         self.step("watching VirtualServices: every change is written to Envoy's files, reloaded live")
-        sync = RouteSync(api, mesh, on_applied=applied, log=log).start()
+        sync = self.sync = RouteSync(api, mesh, on_applied=applied, log=log).start()
         stack.callback(sync.stop)
         stack.callback(log, "stopping the VirtualService watch")
         sync.wait_synced()
         self.component("route-sync", pid=os.getpid(), kind="thread",
                        what="watch VirtualServices -> translate -> atomic rename of Envoy's RDS/LDS/CDS files")
+
+    def record_sync_status(self) -> None:
+        """Put the watch's health in the state file when it changed (for `status`)."""
+        sync = self.sync
+        if sync is None:
+            return
+        now = {"watching": sync.status.watching, "last_error": sync.status.last_error, "lists": sync.status.lists}
+        if now != self.state.get("route_sync"):
+            self.save(route_sync=now)
 
     def start_cookie_service(self, stack: ExitStack, db_url: str) -> None:
         import urllib.request

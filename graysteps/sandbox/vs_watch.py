@@ -20,6 +20,7 @@ apply. Each applied set is passed to `on_applied(AppliedRoutes)`.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import traceback
@@ -111,7 +112,7 @@ class RouteSync:
     def stop(self) -> None:
         self._stop.set()
         self._dirty.set()
-        self._close_response()  # ends the watch request now: the apiserver then stops without waiting for it
+        self._abort_watch()  # ends the watch request now: the apiserver then stops without waiting for it
         for thread in self._threads:
             thread.join(timeout=2)
 
@@ -147,6 +148,8 @@ class RouteSync:
                 self._changed(lambda current: (current.clear(), current.update(objects)))
                 self.status.lists += 1
                 self.status.watching = True
+                if self.status.last_error.startswith("watch:"):
+                    self.status.last_error = ""
                 # The raw response (not kubernetes.watch.Watch) so that stop() can close it: an open
                 # watch would hold the apiserver's graceful shutdown until it times out.
                 self._response = api.list_cluster_custom_object(
@@ -176,12 +179,24 @@ class RouteSync:
                 self._close_response()
 
     def _close_response(self) -> None:
+        """Close the watch response (from the watch thread, which is not reading it any more)."""
         response, self._response = self._response, None
         if response is not None:
             try:
                 response.close()
-                response.release_conn()
             except Exception:  # noqa: BLE001 - closing a broken stream
+                pass
+
+    def _abort_watch(self) -> None:
+        """Shut the watch's socket down from another thread: the blocked read in the watch
+        thread returns at once (closing the response here would wait for that read)."""
+        response = self._response
+        connection = getattr(response, "connection", None) or getattr(response, "_connection", None)
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
                 pass
 
     def _watch_failed(self, why: str) -> None:

@@ -19,7 +19,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.engine import Connection
@@ -111,11 +112,10 @@ def _write_chunks(conn: Connection, ids: Sequence[str], statement, params: dict,
             f"INSERT INTO {audit_table.name} (at, actor, action, subject, reason, detail) "
             "VALUES (:at, :actor, :action, :subject, :reason, CONCAT(:head, @graysteps_ids, :tail))"
         ).bindparams(bindparam("at", type_=timestamp_type()))
-    for number, chunk in enumerate(_chunks(ids), 1):
-        payload = json.dumps(list(chunk))
+    for number, (payload, encoded) in enumerate(_payloads(ids), 1):
         if mysql:
             # bytes: PyMySQL sends them as a hex literal (X'…'), several times cheaper than escaping a str
-            conn.execute(text("SET @graysteps_ids = CONVERT(:ids USING utf8mb4)"), {"ids": payload.encode("utf-8")})
+            conn.execute(text("SET @graysteps_ids = CONVERT(:ids USING utf8mb4)"), {"ids": encoded})
             conn.execute(statement, params)
         else:
             conn.execute(statement, {**params, "ids": payload})
@@ -130,6 +130,20 @@ def _write_chunks(conn: Connection, ids: Sequence[str], statement, params: dict,
             conn.execute(audit_table.insert(), {**row, "detail": head + payload + tail})
     if mysql and ids:
         conn.execute(text("SET @graysteps_ids = NULL"))
+
+
+def _payloads(ids: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+    """(JSON text, its UTF-8 bytes) per chunk, made in a helper thread while the database works on the previous one."""
+    def prepare(chunk: Sequence[str]) -> tuple[str, bytes]:
+        payload = json.dumps(list(chunk))
+        return payload, payload.encode("utf-8")
+
+    if len(ids) <= CHUNK:
+        yield from map(prepare, _chunks(ids))
+        return
+    with ThreadPoolExecutor(1) as pool:
+        for future in [pool.submit(prepare, chunk) for chunk in _chunks(ids)]:
+            yield future.result()
 
 
 def present_among(conn: Connection, ids: Sequence[str]) -> set[str]:

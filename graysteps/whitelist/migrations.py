@@ -26,7 +26,6 @@ from sqlalchemy.engine import Connection, Engine
 from graysteps.errors import GraystepsError
 from graysteps.whitelist.models import (
     AUDIT_TABLE,
-    STATE_TABLE,
     TABLE_OPTIONS,
     WHITELIST_STATE,
     WHITELIST_TABLE,

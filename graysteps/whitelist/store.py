@@ -145,6 +145,13 @@ class Store:
                 f"check --db / ${DB_ENV} and that the database is reachable"
             ) from e
 
+    def upgrade(self) -> list[int]:
+        """Create or upgrade the schema (migrations.py); returns the versions applied."""
+        from graysteps.whitelist import migrations
+
+        with self._errors("open"):
+            return migrations.upgrade(self.engine)
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -171,13 +178,10 @@ def read_generation(conn: Connection) -> int:
 
 def open_store(url: str | None = None, *, upgrade: bool = True) -> Store:
     """Open the database `url` (resolved as the module says) and upgrade its schema."""
-    from graysteps.whitelist import migrations
-
     resolved = resolve_db_url(url)
     store = Store(resolved, create_store_engine(resolved))
     if upgrade:
-        with store._errors("open"):
-            migrations.upgrade(store.engine)
+        store.upgrade()
     return store
 
 

@@ -16,11 +16,14 @@ the diff in memory, delete the removed and insert the added through the bulk
 paths (entries.py), write the audit rows, bump the generation (caches of the
 cookie service drop their answers), commit. A second run with the same
 source finds no difference and writes nothing. `dry_run` computes the same
-diff without the lock and without writing.
+diff without the lock and without writing. `sync_from()` (the command's path)
+reads the current ids in a thread while the source is parsed, and uses them
+under the lock only if the whitelist generation did not move meanwhile.
 
-Audit: one `whitelist.sync` row per chunk of changed ids (entries.CHUNK,
-50,000; removed chunks first), subject = the source (URL without credentials
-or query), detail = {"added": [...], "removed": [...], "added_total",
+Entries added by a sync have the note `sync`, the actor and the time; the
+source is in their audit row. Audit: one `whitelist.sync` row per chunk of
+changed ids (entries.CHUNK, 50,000; removed chunks first), subject = the
+source (URL without credentials or query), detail = {"added": [...], "removed": [...], "added_total",
 "removed_total", "part", "parts", "sha256" of the source}. Replaying the rows
 in id order rebuilds the whitelist.
 """
@@ -33,10 +36,12 @@ import functools
 import hashlib
 import io
 import json
+import os
 import re
 import urllib.error
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import AbstractSet, Iterator, Sequence
 
@@ -44,7 +49,7 @@ from graysteps.errors import GraystepsError, InvalidInput
 from graysteps.whitelist import entries
 from graysteps.whitelist.audit import check_actor, fit_subject, utc_now
 from graysteps.whitelist.entries import ChunkAudit, delete_entries, insert_entries, read_all_tenant_ids
-from graysteps.whitelist.store import Store
+from graysteps.whitelist.store import Store, read_generation
 from graysteps.whitelist.tenants import ALLOWED, is_valid_tenant_id, shown
 
 FETCH_TIMEOUT_S = 60.0
@@ -202,6 +207,57 @@ def diff(current: set[str], desired: Sequence[str], desired_set: AbstractSet[str
     return [t for t in desired if t not in current], sorted(current - want)
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """The whitelist as read outside the lock, with the generation it was read at."""
+
+    generation: int
+    ids: set[str]
+
+
+def read_snapshot(store: Store) -> Snapshot | None:
+    """The current ids and their generation in one consistent read; None if the schema is not current."""
+    from graysteps.whitelist import migrations
+
+    with store.read(snapshot=True) as conn:
+        if migrations.current_version(conn) != migrations.LATEST:
+            return None
+        return Snapshot(read_generation(conn), read_all_tenant_ids(conn))
+
+
+def sync_from(
+    store: Store,
+    location: str,
+    *,
+    actor: str | None = None,
+    reason: str | None = None,
+    dry_run: bool = False,
+    allow_empty: bool = False,
+) -> SyncResult:
+    """Load, check and apply the source at `location`; the store's schema is created/upgraded only for a good source.
+
+    While the source is read and checked, a thread reads the current ids (the
+    database works while Python parses). Under the lock, that snapshot is used
+    only if the whitelist generation has not moved since; else it is read again.
+    """
+    actor = check_actor(actor)
+    url = store.engine.url
+    if url.get_backend_name() == "sqlite" and not os.path.exists(url.database):
+        source, snapshot = load_source(location), None  # no database yet: a bad source must not create one
+    else:
+        with ThreadPoolExecutor(1) as pool:
+            prefetch = pool.submit(read_snapshot, store)
+            source = load_source(location)
+            try:
+                snapshot = prefetch.result()
+            except GraystepsError:
+                snapshot = None  # unreachable now? the apply below reports it
+    store.upgrade()
+    return sync_whitelist(
+        store, source, actor=actor, reason=reason, dry_run=dry_run, allow_empty=allow_empty, snapshot=snapshot
+    )
+
+
 def sync_whitelist(
     store: Store,
     source: SyncSource,
@@ -210,8 +266,12 @@ def sync_whitelist(
     reason: str | None = None,
     dry_run: bool = False,
     allow_empty: bool = False,
+    snapshot: Snapshot | None = None,
 ) -> SyncResult:
-    """Make the whitelist exactly `source.ids` in one transaction; returns what changed (or would)."""
+    """Make the whitelist exactly `source.ids` in one transaction; returns what changed (or would).
+
+    `snapshot`: the ids read earlier (read_snapshot); used only if the generation still matches.
+    """
     actor = check_actor(actor)
     if not source.ids and not allow_empty:
         raise InvalidInput(
@@ -219,16 +279,19 @@ def sync_whitelist(
             "(pass --allow-empty if that is what you want)"
         )
     if dry_run:
-        with store.read(snapshot=True) as conn:
-            added, removed = diff(read_all_tenant_ids(conn), source.ids, source.id_set)
+        snapshot = snapshot or read_snapshot(store) or Snapshot(0, set())
+        current = snapshot.ids
+        added, removed = diff(current, source.ids, source.id_set)
         return SyncResult(added, removed, len(source.ids), dry_run=True, source=source.name)
     with store.write() as tx:
-        added, removed = diff(read_all_tenant_ids(tx.conn), source.ids, source.id_set)
+        fresh = snapshot is not None and snapshot.generation == tx.generation
+        current = snapshot.ids if fresh else read_all_tenant_ids(tx.conn)
+        added, removed = diff(current, source.ids, source.id_set)
         if added or removed:
             at = utc_now()
             audit = functools.partial(_sync_audit, source, added, removed, actor=actor, reason=reason, at=at)
             delete_entries(tx.conn, removed, audit=audit("removed"))
-            insert_entries(tx.conn, added, note=f"sync {source.name}"[:255], actor=actor, at=at, audit=audit("added"))
+            insert_entries(tx.conn, added, note="sync", actor=actor, at=at, audit=audit("added"))
             tx.bump_generation()
         generation = tx.generation
     return SyncResult(added, removed, len(source.ids), dry_run=False, generation=generation, source=source.name)

@@ -184,6 +184,7 @@ def test_when_a_later_service_fails_the_earlier_ones_are_put_back(kube, make_cat
     assert get_vs(kube, cat.service("test-c")) is None and get_vs(kube, cat.service("test-d")) is None
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["result"] == "failed-restored" and report["still_changed"] == []
+    assert report["services"][0]["before_spec"] == a_before["spec"]  # the snapshot the restore used
     assert [r.reason for r in audit_rows(audit_db)] == [None, "failed-restored"]
 
 

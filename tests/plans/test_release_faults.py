@@ -60,6 +60,8 @@ def test_apiserver_killed_after_the_first_write_is_reported_and_a_rerun_converge
     assert [(r.action, r.reason) for r in rows] == [("release.started", "three services at once"),
                                                    ("release.finished", "failed-partially-applied")]
     assert rows[1].detail["still_changed"] == ["test-a"]
+    a = rows[1].detail["services"][0]
+    assert a["created"] and a["before_spec"] is None and a["after_resource_version"]  # enough to undo it by hand
 
     rerun = run_cli(*argv)
     assert rerun.returncode == 0, rerun.stderr
@@ -82,3 +84,16 @@ def test_a_plan_started_while_the_apiserver_is_down_fails_before_changing_anythi
     assert "failed-nothing-changed" in done.stderr and "nothing was changed" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert [r.reason for r in audit_rows(audit_db)] == ["three services at once", "failed-nothing-changed"]
+
+
+def test_rollback_with_the_apiserver_down_reports_every_service_as_failed(kube, make_catalog):
+    catalog = make_catalog(["test-a", "test-b", "test-c"])
+    kube.stop_apiserver()
+    try:
+        done = run_cli("rollback", "--all", "--catalog", catalog, "--kubeconfig", kube.kubeconfig)
+    finally:
+        kube.start_apiserver()
+    assert done.returncode == 1
+    failed = [line for line in done.stdout.splitlines() if line.startswith("failed")]
+    assert len(failed) == 3 and all("apiserver unreachable" in line for line in failed), done.stdout
+    assert "3 of 3 services NOT rolled back" in done.stderr and len(done.stderr.strip().splitlines()) == 1

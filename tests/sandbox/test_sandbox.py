@@ -149,6 +149,25 @@ def test_up_again_reports_the_running_sandbox_and_starts_nothing_new(sandbox):
     assert (sandbox.dir / "supervisor.pid").read_text() == before
 
 
+def test_when_the_apiserver_dies_envoy_keeps_the_last_routes_and_status_says_what_is_wrong(sandbox):
+    import signal
+
+    state = sandbox.state
+    apiserver = next(c["pid"] for c in state["components"] if c["name"] == "kube-apiserver")
+    ingress = Ingress(state["ingress"])
+    assert ingress.profile() == "prod"
+    os.kill(apiserver, signal.SIGKILL)
+    wait_for(lambda: (sandbox.state.get("route_sync") or {}).get("watching") is False,
+             what="the watch noticing the apiserver is gone")
+    status = graysteps("sandbox", "status", "--dir", str(sandbox.dir))
+    assert status.returncode == 1
+    lines = {l.split()[0]: l for l in status.stdout.splitlines()[2:] if l.startswith("  ") and not l.startswith("   ")}
+    assert " BAD " in lines["kube-apiserver"] and " BAD " in lines["route-sync"]
+    assert "Envoy keeps the last routes" in lines["route-sync"]
+    assert " ok " in lines["envoy"]
+    assert {ingress.profile() for _ in range(20)} == {"prod"}
+
+
 def test_down_stops_every_process_and_status_then_says_not_running(sandbox):
     state = sandbox.state
     pids = {c["name"]: c["pid"] for c in state["components"]} | {"supervisor": state["pid"]}

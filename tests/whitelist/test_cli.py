@@ -1,6 +1,8 @@
 """The whitelist commands as Jenkins runs them: exit codes, stdout, stderr, and no change on bad input."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -81,6 +83,18 @@ def test_sync_from_a_url_with_summary_only(cli, http_source):
     missing = cli("whitelist", "sync", "--source", url + "-gone")
     assert missing.returncode == 1 and "HTTP 404" in missing.stderr
     assert state(cli) == "web-1\nweb-2\n"
+
+
+def test_a_bad_source_does_not_create_a_database(tmp_path):
+    (tmp_path / "ids.txt").write_bytes(b"ok\n' OR 1=1 --\n")
+    db = tmp_path / "never.db"
+    done = subprocess.run(
+        [sys.executable, "-m", "graysteps", "whitelist", "sync", "--source", "ids.txt", "--db", f"sqlite:///{db}"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert (done.returncode, done.stdout) == (2, "")
+    assert "ids.txt line 2: invalid tenant id" in done.stderr
+    assert not db.exists()
 
 
 def test_allow_empty_empties_the_whitelist_on_purpose(cli, tmp_path):

@@ -7,7 +7,9 @@ from graysteps.whitelist import entries
 from graysteps.whitelist.audit import read_audit
 from graysteps.whitelist.entries import add_tenants, list_tenants
 from graysteps.whitelist.store import open_store, read_generation
-from graysteps.whitelist.sync import SyncSource, load_source, parse_source, source_display_name, sync_whitelist
+from graysteps.whitelist.sync import (
+    SyncSource, load_source, parse_source, read_snapshot, source_display_name, sync_from, sync_whitelist,
+)
 
 
 def source(*ids, name="src"):
@@ -102,6 +104,23 @@ def test_dry_run_reports_the_diff_and_changes_nothing(store):
     assert (result.added, result.removed, result.changed) == (["c"], ["a"], False)
     assert list_tenants(store) == ["a", "b"]
     assert [a.action for a in read_audit(store)] == ["whitelist.add", "whitelist.add"]
+
+
+def test_a_snapshot_read_before_the_lock_is_not_trusted_once_the_whitelist_moved(store):
+    add_tenants(store, ["a"], actor="x")
+    stale = read_snapshot(store)
+    add_tenants(store, ["sneaked-in"], actor="y")  # another writer between the read and the lock
+    result = sync_whitelist(store, source("a", "b"), actor="x", snapshot=stale)
+    assert (result.added, result.removed) == (["b"], ["sneaked-in"])
+    assert list_tenants(store) == ["a", "b"]
+
+
+def test_sync_from_a_file_parses_while_reading_and_applies(store, tmp_path):
+    add_tenants(store, ["a", "gone"], actor="x")
+    (tmp_path / "ids.txt").write_text("a\nb\n")
+    result = sync_from(store, str(tmp_path / "ids.txt"), actor="x")
+    assert (result.added, result.removed) == (["b"], ["gone"])
+    assert list_tenants(store) == ["a", "b"]
 
 
 def test_an_empty_source_is_refused_unless_allowed(store):
