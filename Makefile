@@ -8,7 +8,7 @@ setup:
 	bash tools/setup.sh
 
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Without the real servers (tests marked `world`): for quick local runs only; CI runs `test`.
 test-quick:
@@ -23,7 +23,7 @@ bench: setup
 	done; if [ -n "$$failed" ]; then echo "make bench: failed:$$failed" >&2; exit 1; fi
 
 # The main job on a fresh machine: a gray release in a local sandbox (graysteps/demo.py).
-# The first run builds the control plane (10-20 min, with progress); writes reports/demo/index.html.
+# The first run builds the control plane (about 7 min on 2 cores, with progress); writes reports/demo/index.html.
 demo: setup
 	@$(PY) -c 'import matplotlib' 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check -e '.[demo]'
 	$(PY) -m graysteps.demo

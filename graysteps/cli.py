@@ -37,7 +37,9 @@ class OneLineErrorParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with `selected`, only that command gets its arguments
+    (the others are listed by name and help), which keeps start-up short."""
     parser = OneLineErrorParser(
         prog="graysteps",
         description="Gray (canary) releases on Kubernetes + Istio.",
@@ -46,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineErrorParser)
     for module in _command_modules():
         command = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
-        module.add_arguments(command)
+        if selected is None or module.NAME == selected:
+            module.add_arguments(command)
         command.set_defaults(_run=module.run, _step=module.NAME)
     return parser
 
@@ -82,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv in (["--version"], ["-V"]):  # answer before discovering commands
         print(f"graysteps {__version__}")
         return 0
-    parser = build_parser()
+    selected = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(selected)
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help(sys.stderr)

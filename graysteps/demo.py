@@ -295,7 +295,7 @@ def run_demo(sandbox_dir: str | None = None, out_dir: str = "reports/demo", *, k
     started = sandbox.running_pid() is None
     out(f"graysteps demo: a gray release of {SERVICE} in a local sandbox ({sandbox})")
     out("")
-    out("== 0. Sandbox up" + (" (the first run on a machine builds the control plane: 10-20 minutes)" if started else ""))
+    out("== 0. Sandbox up" + (" (the first run on a machine builds the control plane: about 7 minutes)" if started else ""))
     control.up(sandbox, workloads=workloads, out=out)
     state = running_state(sandbox)
     if not started:

@@ -145,7 +145,7 @@ class PipelinesTest extends GraystepsPipelineTest {
     void theLibrarysOwnCiRunsTheTestCommand() {
         binding.setVariable('params', [:])
         runScript('Jenkinsfile')
-        assert shellCalls*.script.contains('PATH="$PWD/.venv/bin:$PATH" make test')
+        assert shellCalls*.script == ['python3 -m venv .venv', 'make test PYTEST_ARGS=--junitxml=reports/pytest.xml']
         assert events.any { it.startsWith('junit ') && it.contains('surefire-reports') }
     }
 }
