@@ -17,6 +17,7 @@ import json
 import os
 import re
 import string
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,12 +35,14 @@ _LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
 def resources_dir() -> Path:
-    """resources/k8s: $GRAYSTEPS_RESOURCES/k8s, else the checkout's (next to the package), else package data."""
+    """resources/k8s: $GRAYSTEPS_RESOURCES/k8s, else the checkout's (next to the package), else the
+    copy a wheel installs under <prefix>/share/graysteps/resources (setup.cfg's data_files)."""
     candidates = []
     if os.environ.get("GRAYSTEPS_RESOURCES"):
         candidates.append(Path(os.environ["GRAYSTEPS_RESOURCES"]) / "k8s")
     package = Path(__file__).resolve().parent
-    candidates += [package.parent / "resources" / "k8s", package / "resources" / "k8s"]
+    candidates += [package.parent / "resources" / "k8s",
+                   Path(sys.prefix) / "share" / "graysteps" / "resources" / "k8s"]
     for candidate in candidates:
         if all((candidate / t).is_file() for t in TEMPLATES):
             return candidate
