@@ -2,7 +2,8 @@
 
 `rollback_fleet` takes catalog services and applies the `rollback` strategy to
 each VirtualService, in parallel with a bounded number of worker threads that
-share one ApiClient whose connection pool is sized for them.
+share one connection pool sized for them (`connect()`: a lean urllib3 transport
+when the kubeconfig allows it, else the kubernetes client; see kube_rest.py).
 
 Speed without losing safety:
 - one LIST per API version reads every VirtualService with its resourceVersion,
@@ -128,17 +129,18 @@ def select_services(
 # ---------------------------------------------------------------- cluster access
 
 
-def pooled_api_client(kubeconfig: str | None, pool_size: int) -> Any:
-    """An ApiClient whose connection pool holds `pool_size` connections, so that
-    that many worker threads share it without waiting for a connection."""
-    from kubernetes.client import rest
+def connect(kubeconfig: str | None, pool_size: int) -> Any:
+    """The apiserver access for `pool_size` worker threads: the lean urllib3
+    transport when the kubeconfig allows it, else the kubernetes client
+    (see graysteps/kube_rest.py)."""
+    from graysteps.kube_rest import connect
 
-    from graysteps.kube import api_client
+    return connect(kubeconfig, pool_size)
 
-    client = api_client(kubeconfig)
-    client.configuration.connection_pool_maxsize = pool_size
-    client.rest_client = rest.RESTClientObject(client.configuration)
-    return client
+
+def _vs_path(group: str, version: str, namespace: str | None, name: str = "") -> str:
+    where = f"/namespaces/{namespace}" if namespace else ""
+    return f"/apis/{group}/{version}{where}/virtualservices" + (f"/{name}" if name else "")
 
 
 def _group_version(service: "ServiceSpec") -> tuple[str, str]:
@@ -146,21 +148,15 @@ def _group_version(service: "ServiceSpec") -> tuple[str, str]:
     return group, version
 
 
-def _list_virtual_services(services: Iterable["ServiceSpec"], api_client: Any) -> dict[tuple[str, str], dict]:
+def _list_virtual_services(services: Iterable["ServiceSpec"], api: Any) -> dict[tuple[str, str], dict]:
     """Every VirtualService the services use, by (namespace, name): one LIST per
     API version (cluster-wide if the services span several namespaces)."""
-    from kubernetes import client
-
-    api = client.CustomObjectsApi(api_client)
     found: dict[tuple[str, str], dict] = {}
     by_version: dict[tuple[str, str], set[str]] = {}
     for s in services:
         by_version.setdefault(_group_version(s), set()).add(s.vs_namespace)
     for (group, version), namespaces in by_version.items():
-        if len(namespaces) == 1:
-            listing = api.list_namespaced_custom_object(group, version, next(iter(namespaces)), "virtualservices")
-        else:
-            listing = api.list_cluster_custom_object(group, version, "virtualservices")
+        listing = api.request("GET", _vs_path(group, version, next(iter(namespaces)) if len(namespaces) == 1 else None))
         for item in listing.get("items", []):
             md = item.get("metadata", {})
             item.setdefault("apiVersion", f"{group}/{version}")
@@ -169,27 +165,21 @@ def _list_virtual_services(services: Iterable["ServiceSpec"], api_client: Any) -
     return found
 
 
-def managed_outside_catalog(catalog: "Catalog", api_client: Any, namespaces: Sequence[str] = ()) -> list[dict]:
+def managed_outside_catalog(catalog: "Catalog", api: Any, namespaces: Sequence[str] = ()) -> list[dict]:
     """VirtualServices labelled as graysteps-managed that no catalog service uses,
     in `namespaces` (default: the namespaces where the catalog's VirtualServices live)."""
-    from kubernetes import client
-
     from graysteps.routing.cluster import MANAGED_BY_SELECTOR
 
     services = catalog_services(catalog)
     known = {(s.vs_namespace, s.vs_name) for s in services}
-    api = client.CustomObjectsApi(api_client)
     orphans = []
     for ns in sorted(set(namespaces) or {s.vs_namespace for s in services}):
-        listing = api.list_namespaced_custom_object("networking.istio.io", "v1", ns, "virtualservices", label_selector=MANAGED_BY_SELECTOR)
+        listing = api.request("GET", _vs_path("networking.istio.io", "v1", ns), labelSelector=MANAGED_BY_SELECTOR)
         orphans += [vs for vs in listing["items"] if (ns, vs["metadata"]["name"]) not in known]
     return orphans
 
 
-def _rollback_one(service: "ServiceSpec", live: dict | None, listed: bool, api_client: Any, strategy: Any, dry_run: bool) -> RollbackOutcome:
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-
+def _rollback_one(service: "ServiceSpec", live: dict | None, listed: bool, api: Any, strategy: Any, dry_run: bool) -> RollbackOutcome:
     from graysteps.plans import failure_reason
     from graysteps.routing.cluster import FIELD_MANAGER, update_virtual_service
     from graysteps.routing.operations import apply_strategy
@@ -209,21 +199,17 @@ def _rollback_one(service: "ServiceSpec", live: dict | None, listed: bool, api_c
             if wanted == live:
                 out.status = ALREADY_PROD
             else:
-                group, version = _group_version(service)
-                kwargs = {"dry_run": "All"} if dry_run else {}
+                path = _vs_path(*_group_version(service), service.vs_namespace, service.vs_name)
                 wanted["metadata"].pop("managedFields", None)  # left out of a PUT, the server keeps them
-                try:
-                    client.CustomObjectsApi(api_client).replace_namespaced_custom_object(
-                        group, version, service.vs_namespace, "virtualservices", service.vs_name, wanted,
-                        field_manager=FIELD_MANAGER, **kwargs
-                    )
+                try:  # the PUT carries the listed resourceVersion: a 409 if anyone wrote since
+                    api.request("PUT", path, wanted, fieldManager=FIELD_MANAGER, dryRun="All" if dry_run else "")
                     out.status = WOULD_ROLL_BACK if dry_run else ROLLED_BACK
-                except ApiException as e:
-                    if e.status not in (404, 409):
+                except Exception as e:  # noqa: BLE001 - KubeRestError or ApiException, both with .status
+                    if getattr(e, "status", None) not in (404, 409):
                         raise
                     listed = False  # changed or deleted since the LIST: read-modify-write below
         if not listed:
-            result = update_virtual_service(service, to_prod, api_client=api_client, dry_run=dry_run)
+            result = update_virtual_service(service, to_prod, api_client=api.api_client, dry_run=dry_run)
             if result.after is None:
                 out.status, out.message = NO_VIRTUAL_SERVICE, "no VirtualService: nothing routes to gray"
             elif not result.changed:
@@ -239,14 +225,14 @@ def _rollback_one(service: "ServiceSpec", live: dict | None, listed: bool, api_c
 def rollback_fleet(
     services: Sequence["ServiceSpec"],
     *,
-    api_client: Any,
+    api: Any,
     workers: int = DEFAULT_WORKERS,
     dry_run: bool = False,
     unmanaged: Sequence[dict] = (),
 ) -> FleetRollbackResult:
     """Roll every service in `services` back to prod; return each one's outcome.
 
-    Never raises for a cluster failure: every service is tried and the failures
+    `api` comes from `connect()`. Never raises for a cluster failure: every service is tried and the failures
     are in the result (`.ok`, `.failed`). `unmanaged` VirtualServices (managed by
     graysteps but not in the catalog) are reported as failed.
     """
@@ -257,12 +243,12 @@ def rollback_fleet(
     started = time.perf_counter()
     strategy = parse_strategy("rollback", None)
     try:
-        live, listed = _list_virtual_services(services, api_client), True
+        live, listed = _list_virtual_services(services, api), True
     except Exception:  # noqa: BLE001 - each service then reads its own object and reports its own failure
         live, listed = {}, False
 
     def one(service: "ServiceSpec") -> RollbackOutcome:
-        return _rollback_one(service, live.get((service.vs_namespace, service.vs_name)), listed, api_client, strategy, dry_run)
+        return _rollback_one(service, live.get((service.vs_namespace, service.vs_name)), listed, api, strategy, dry_run)
 
     with ThreadPoolExecutor(max_workers=min(workers, max(1, len(services)))) as pool:
         outcomes = list(pool.map(one, services))

@@ -37,16 +37,16 @@ def run(args) -> int:
         raise InvalidInput(f"--workers {args.workers} is not allowed; use 1-{fleet.MAX_WORKERS}", step=NAME)
     catalog = load_catalog(args.catalog)
     services = fleet.select_services(catalog, names=args.service or (), all_services=args.all, namespaces=args.namespace)
-    client = fleet.pooled_api_client(args.kubeconfig, args.workers)
+    api = fleet.connect(args.kubeconfig, args.workers)
     unmanaged = []
     if args.all:
         try:
-            unmanaged = fleet.managed_outside_catalog(catalog, client, args.namespace)
+            unmanaged = fleet.managed_outside_catalog(catalog, api, args.namespace)
         except Exception as e:  # noqa: BLE001 - the catalog services are still rolled back
             from graysteps.plans import failure_reason
 
             print(f"warning: could not look for managed VirtualServices outside the catalog: {failure_reason(e)}")
-    result = fleet.rollback_fleet(services, api_client=client, workers=args.workers, dry_run=args.dry_run, unmanaged=unmanaged)
+    result = fleet.rollback_fleet(services, api=api, workers=args.workers, dry_run=args.dry_run, unmanaged=unmanaged)
 
     width = max((len(o.service) for o in result.outcomes), default=0)
     for o in result.outcomes:
