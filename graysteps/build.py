@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
+from graysteps.atomic_files import write_text_atomically
 from graysteps.errors import GraystepsError, InvalidInput
 
 STEP = "build"
@@ -277,10 +278,7 @@ def write_build_record(result: BuildResult, path: str | os.PathLike | None = Non
     """Write the record deploy reads (atomically); returns its path."""
     target = Path(path) if path else record_path(result.service)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, target)
-    return target
+    return write_text_atomically(target, json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
 
 
 def read_build_record(service: str, path: str | os.PathLike | None = None) -> BuildResult | None:

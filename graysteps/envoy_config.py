@@ -39,10 +39,10 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from graysteps.atomic_files import write_json_atomically
 from graysteps.errors import GraystepsError
 
 STEP = "envoy config"
@@ -132,15 +132,15 @@ class EnvoyResources:
         os.makedirs(directory, exist_ok=True)
         cds = os.path.join(directory, "cds.json")
         lds = os.path.join(directory, "lds.json")
-        _atomic_write_json(cds, _discovery_response("envoy.config.cluster.v3.Cluster", self.clusters))
+        write_json_atomically(cds, discovery_response("envoy.config.cluster.v3.Cluster", self.clusters), indent=1)
         rds, versions = {}, {}
         for name, rc in self.route_configs.items():
             rds[name] = os.path.join(directory, f"rds_{name}.json")
-            response = _discovery_response("envoy.config.route.v3.RouteConfiguration", [rc])
+            response = discovery_response("envoy.config.route.v3.RouteConfiguration", [rc])
             versions[rc["name"]] = response["version_info"]
-            _atomic_write_json(rds[name], response)
+            write_json_atomically(rds[name], response, indent=1)
         listeners = [_with_rds_routes(l, rds[l["name"]], directory) for l in self.listeners]
-        _atomic_write_json(lds, _discovery_response("envoy.config.listener.v3.Listener", listeners))
+        write_json_atomically(lds, discovery_response("envoy.config.listener.v3.Listener", listeners), indent=1)
         return DynamicFiles(directory=directory, lds=lds, cds=cds, rds=rds, route_versions=versions)
 
 
@@ -821,23 +821,11 @@ def _cluster(name: str, ip: str, port: int) -> dict:
     }
 
 
-def _discovery_response(type_name: str, resources: list[dict]) -> dict:
+def discovery_response(type_name: str, resources: list[dict]) -> dict:
+    """An xDS DiscoveryResponse as Envoy reads it from a path_config_source file."""
     url = f"type.googleapis.com/{type_name}"
     version = hashlib.sha256(json.dumps(resources, sort_keys=True).encode()).hexdigest()[:16]
     return {"version_info": version, "resources": [{"@type": url, **r} for r in resources]}
-
-
-def _atomic_write_json(path: str, data: dict) -> None:
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _add_admin(boot: dict, admin_port: int | None) -> None:

