@@ -14,7 +14,7 @@ import os
 import time
 import urllib.request
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from graysteps.atomic_files import write_json_atomically
 from graysteps.envoy_config import discovery_response
@@ -90,6 +90,33 @@ class Envoy(ManagedServer):
     def admin_get(self, path: str, timeout: float = 5.0) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}{path}", timeout=timeout) as r:
             return r.read().decode()
+
+    def wait_listening(self, ports: Mapping[str, int], timeout: float = 10.0) -> None:
+        """Return once every listener named in `ports` is bound to its port.
+
+        Envoy stays up when it cannot bind a listener: it logs the error,
+        rejects the listener and serves the others. Without this check a
+        request meant for that listener reaches whatever holds the port.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            bound = self.listening_ports()
+            missing = {name: port for name, port in ports.items() if bound.get(name) != port}
+            if not missing:
+                return
+            if self.stats().get("listener_manager.lds.update_rejected", 0) or time.monotonic() > deadline:
+                lines = [l for l in self.log_path.read_text(errors="replace").splitlines() if "cannot bind" in l]
+                raise WorldError(
+                    f"envoy is not listening on {missing} (bound: {bound}); "
+                    + (lines[-1][lines[-1].index("cannot bind"):] if lines else f"see {self.log_path}"),
+                    step="testworld",
+                )
+            time.sleep(0.01)
+
+    def listening_ports(self) -> dict[str, int]:
+        """The listeners Envoy serves, by name: {name: port}."""
+        statuses = json.loads(self.admin_get("/listeners?format=json")).get("listener_statuses", [])
+        return {s["name"]: s["local_address"]["socket_address"]["port_value"] for s in statuses}
 
     def stats(self) -> dict[str, int]:
         """Envoy's counters and gauges, by name."""

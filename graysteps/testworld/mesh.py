@@ -87,7 +87,10 @@ class LocalMesh:
             translate(self.virtual_services, self.endpoints, self.listeners).write_dynamic(str(config))
             self.envoy = Envoy(dynamic_bootstrap(str(config)), self.workdir, binary=self._envoy_binary)
             self.envoy.start()
+            self.envoy.wait_listening({spec.name: spec.port for spec in self.listeners})
         except BaseException:
+            if self.envoy:
+                self.envoy.stop()
             for b in started:
                 b.stop()
             raise

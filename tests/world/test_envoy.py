@@ -7,7 +7,7 @@ import urllib.request
 import pytest
 
 from graysteps.testworld.envoy import DynamicFiles, Envoy
-from graysteps.testworld.ports import free_port
+from graysteps.testworld.ports import free_port, wait_for_port
 
 pytestmark = pytest.mark.world
 
@@ -72,3 +72,21 @@ def test_envoy_follows_an_atomically_replaced_listener_file_without_restart(envo
         envoy.replace_config(files, listeners=[_listener(port, "b")])
         assert _get(port) == "backend-b"
         assert envoy.pid == pid
+
+
+def test_a_mesh_whose_listener_port_is_taken_fails_to_start_and_names_the_port(envoy_binary, tmp_path):
+    # Envoy itself stays up when it cannot bind a listener; the mesh must not.
+    import socket
+
+    from graysteps.testworld.mesh import LocalMesh
+    from graysteps.testworld.process import WorldError
+
+    mesh = LocalMesh({"test-a": []}, [], tmp_path, envoy_binary=envoy_binary)
+    port = mesh.listener("ingress").port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        with pytest.raises(WorldError, match=rf"not listening on \{{'ingress': {port}\}}.*cannot bind '127.0.0.1:{port}'"):
+            mesh.start()
+    assert mesh.envoy is not None and mesh.envoy.pid is None  # stopped, not left running
+    assert not any(wait_for_port(b.port) for b in mesh.backends.values())  # backends closed too
