@@ -8,12 +8,14 @@ graysteps.testworld.kube), then for each size N:
      whitelist strategy (gray routes present);
   2. times the whole command `graysteps rollback --all` (a new process: Python
      start-up, catalog, LIST, N writes), checks every VirtualService is on prod;
-  3. times it again on the fleet already on prod (safe to repeat: no writes);
+  3. times it again on the fleet already on prod (safe to repeat: no writes),
+     then the rollback again with an audit database (`--db`, SQLite: the
+     command also loads SQLAlchemy and writes its `rollback` row);
   4. puts the fleet back on whitelist and times a shell-style loop of
      `kubectl patch --type merge` (one process per service) doing the same
      rollback, and checks the result too.
-Goals (issue 7): 60 services in <= 1 s and >= 10x faster than the loop;
-600 services in <= 5 s. Prints a table and exits 1 if a goal is missed.
+Goals (issue 7), on the command without an audit database: 60 services in
+<= 1 s and >= 10x faster than the loop; 600 services in <= 5 s. Prints a table and exits 1 if a goal is missed.
 """
 
 from __future__ import annotations
@@ -99,14 +101,16 @@ def prod_only_count(api, catalog_path: Path) -> tuple[int, int]:
     return good, len(services)
 
 
-def time_graysteps(catalog: Path, kubeconfig: str, workers: int) -> tuple[float, str]:
-    argv = [sys.executable, "-m", "graysteps", "rollback", "--all", "--catalog", str(catalog), "--kubeconfig", kubeconfig, "--workers", str(workers)]
+def time_graysteps(catalog: Path, kubeconfig: str, workers: int, audit_db: str | None = None) -> tuple[float, str]:
+    argv = [sys.executable, "-m", "graysteps", "rollback", "--all", "--catalog", str(catalog), "--kubeconfig", kubeconfig,
+            "--workers", str(workers)] + (["--db", audit_db] if audit_db else [])
+    env = {k: v for k, v in os.environ.items() if k != "GRAYSTEPS_DB"}  # no audit database unless asked
     started = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, cwd=REPO)
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, env=env)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"graysteps rollback failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return seconds, done.stdout.strip().splitlines()[-1]
+    return seconds, next(l for l in done.stdout.splitlines() if l.startswith("rollback: "))
 
 
 def time_kubectl_loop(catalog: Path, kubeconfig: str) -> float:
@@ -161,6 +165,10 @@ def main() -> int:
                     raise SystemExit(f"graysteps rollback left {total - good} of {total} services off prod")
                 runs.append(seconds)
             repeat_seconds, repeat_summary = time_graysteps(catalog, world.kubeconfig, args.workers)
+            audited = []  # the same rollback, also writing its row to an audit database (SQLite)
+            for _ in range(args.repeat):
+                seed_gray(api, catalog)
+                audited.append(time_graysteps(catalog, world.kubeconfig, args.workers, f"sqlite:///{workdir / 'audit.db'}")[0])
 
             seed_gray(api, catalog)
             kubectl_seconds = time_kubectl_loop(catalog, world.kubeconfig)
@@ -170,7 +178,7 @@ def main() -> int:
 
             median = statistics.median(runs)
             ratio = kubectl_seconds / median
-            rows.append((n, median, runs, repeat_seconds, kubectl_seconds, ratio, summary, repeat_summary))
+            rows.append((n, median, runs, repeat_seconds, statistics.median(audited), kubectl_seconds, ratio, summary, repeat_summary))
             goal = GOALS.get(n)
             if goal is not None and median > goal:
                 missed.append(f"{n} services: {median:.2f}s > {goal:.0f}s")
@@ -184,9 +192,10 @@ def main() -> int:
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\nkube-apiserver + etcd on loopback, {os.cpu_count()} cores (load average now {load}), "
           f"workers={args.workers}, median of {args.repeat}; times are the whole command (process start included)")
-    print(f"{'services':>8} {'graysteps':>10} {'runs':>24} {'repeat':>8} {'kubectl loop':>13} {'ratio':>7}")
-    for n, median, runs, rep, kc, ratio, summary, rep_summary in rows:
-        print(f"{n:>8} {median:>9.3f}s {' '.join(f'{r:.3f}' for r in runs):>24} {rep:>7.3f}s {kc:>12.2f}s {ratio:>6.1f}x")
+    print(f"{'services':>8} {'graysteps':>10} {'runs':>24} {'repeat':>8} {'+audit db':>10} {'kubectl loop':>13} {'ratio':>7} {'+audit':>7}")
+    for n, median, runs, rep, audited, kc, ratio, summary, rep_summary in rows:
+        print(f"{n:>8} {median:>9.3f}s {' '.join(f'{r:.3f}' for r in runs):>24} {rep:>7.3f}s {audited:>9.3f}s "
+              f"{kc:>12.2f}s {ratio:>6.1f}x {kc / audited:>6.1f}x")
         print(f"{'':>8} last run: {summary}")
         print(f"{'':>8} repeat:   {rep_summary}")
     if missed:

@@ -81,6 +81,16 @@ def _expand_json_args(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # The reader went away (`graysteps ... | head`): stop quietly, as a
+        # shell tool would, and keep Python's exit flush from complaining.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a reader that went away
+
+
+def _main(argv: list[str] | None) -> int:
     argv = _expand_json_args(sys.argv[1:] if argv is None else list(argv))
     if argv in (["--version"], ["-V"]):  # answer before discovering commands
         print(f"graysteps {__version__}")

@@ -359,7 +359,7 @@ def apply_plan(
     from graysteps.routing.cluster import route
 
     if actor is None:
-        from graysteps.whitelist.audit import default_actor
+        from graysteps.actor import default_actor
 
         actor = default_actor()
     result = PlanResult(plan=plan, dry_run=dry_run, actor=actor, started_at=_now())

@@ -1,4 +1,4 @@
-"""The audit trail of release plans, in the whitelist's audit table.
+"""The audit trail of releases and rollbacks, in the whitelist's audit table.
 
 Two rows per real (not dry) run of `graysteps release`:
 - `release.started`, written BEFORE the first write to the cluster: a run that
@@ -6,7 +6,14 @@ Two rows per real (not dry) run of `graysteps release`:
 - `release.finished`, with the result (`succeeded`, `failed-restored`,
   `failed-partially-applied`, ...) as the reason and the whole per-service
   report as the detail.
-The subject is `plan <name>`, the actor whoever ran it (see plans.default_actor).
+The subject is `plan <name>`, the actor whoever ran it (see graysteps/actor.py).
+
+One row per real run of `graysteps rollback` when an audit database is
+configured (`--db`, $GRAYSTEPS_DB; the Jenkins step binds one), written AFTER
+the rollback, so that loading the database layer (~0.2 s) or a database that
+is down never delays taking traffic off gray:
+- `rollback`, subject `rollback --all` or `rollback <services>`, the outcome
+  (`succeeded` or `failed`) as the reason, each service's outcome as the detail.
 """
 
 from __future__ import annotations
@@ -16,29 +23,33 @@ from typing import TYPE_CHECKING, Any
 from graysteps.errors import GraystepsError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from graysteps.fleet_rollback import FleetRollbackResult
     from graysteps.plans import Plan, PlanResult
 
 STARTED = "release.started"
 FINISHED = "release.finished"
+ROLLBACK = "rollback"
 
 
 def _subject(plan: "Plan") -> str:
     return f"plan {plan.name}"
 
 
-def _write(db_url: str | None, **row: Any) -> dict:
+def _write(db_url: str | None, step: str = "release", **row: Any) -> dict:
     from sqlalchemy.exc import SQLAlchemyError
 
     from graysteps.whitelist.audit import record_audit
     from graysteps.whitelist.store import open_store
 
-    store = open_store(db_url)
+    store = None
     try:
+        store = open_store(db_url)
         return record_audit(store, **row)
     except SQLAlchemyError as e:
-        raise GraystepsError(f"could not write the audit record ({row['action']}): {str(e).splitlines()[0]}", step="release") from e
+        raise GraystepsError(f"could not write the audit record ({row['action']}): {str(e).splitlines()[0]}", step=step) from e
     finally:
-        store.close()
+        if store is not None:
+            store.close()
 
 
 def record_plan_start(plan: "Plan", *, actor: str, db_url: str | None = None) -> dict:
@@ -55,5 +66,18 @@ def record_plan_run(result: "PlanResult", *, db_url: str | None = None) -> dict:
         subject=_subject(result.plan),
         actor=result.actor,
         reason=result.result,
+        detail=result.to_dict(),
+    )
+
+
+def record_rollback(result: "FleetRollbackResult", *, selection: str, actor: str, db_url: str) -> dict:
+    """Record a fleet rollback; `selection` is what was asked: "--all", or the service names."""
+    return _write(
+        db_url,
+        step="rollback",
+        action=ROLLBACK,
+        subject=f"rollback {selection}",
+        actor=actor,
+        reason="succeeded" if result.ok else "failed",
         detail=result.to_dict(),
     )

@@ -8,6 +8,7 @@ void call(Map args = [:]) {
         report                 : 'reports/rollback.json', // each service's outcome as JSON; null = none
         catalog                : null,                   // catalog file; null = $GRAYSTEPS_CATALOG, else ./catalog.yaml
         kubeconfigCredentialsId: 'graysteps-kubeconfig', // Jenkins "secret file" with the kubeconfig; null = agent's own
+        dbCredentialsId        : 'graysteps-db',         // Jenkins "secret text": audit database URL; null = $GRAYSTEPS_DB/SQLite
     ]
     Map config = graystepsRun.config('grayRollback', defaultConfig, args)
     if (config.all == !config.services.isEmpty()) { error '[grayRollback] give either all: true or services: [...], not both' }
@@ -19,5 +20,6 @@ void call(Map args = [:]) {
     if (config.dryRun) { cli << '--dry-run' }
     if (config.report) { cli << '--report=' + config.report }
     graystepsRun(step: 'grayRollback', args: cli, config: config, env: [GRAYSTEPS_CATALOG: config.catalog],
-                 credentials: [[type: 'file', id: 'kubeconfigCredentialsId', env: ['KUBECONFIG']]])
+                 credentials: [[type: 'file', id: 'kubeconfigCredentialsId', env: ['KUBECONFIG']],
+                               [type: 'string', id: 'dbCredentialsId', env: ['GRAYSTEPS_DB']]])
 }

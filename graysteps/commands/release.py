@@ -41,7 +41,7 @@ def run(args, *, after_write=None) -> int:
     from graysteps.errors import GraystepsError
     from graysteps.kube import api_client
     from graysteps.release_record import record_plan_run, record_plan_start
-    from graysteps.whitelist.audit import check_actor
+    from graysteps.actor import check_actor
 
     catalog = load_catalog(args.catalog)
     plan = plans.load_plan(args.plan, catalog)

@@ -5,6 +5,9 @@ service, and exits 1 if any failed. Safe to repeat: a service already on prod
 is not written. `--all` means every catalog service, plus any VirtualService
 labelled as managed by graysteps that the catalog does not know (reported as
 failed, since its prod destination is unknown); see graysteps/fleet_rollback.py.
+With an audit database (--db, $GRAYSTEPS_DB), a real run leaves one `rollback`
+row in the audit table, written after the rollback so that loading the
+database layer or a database outage never delays it (graysteps/release_record.py).
 """
 
 from __future__ import annotations
@@ -23,16 +26,26 @@ def add_arguments(parser) -> None:
     parser.add_argument("--workers", type=int, default=16, metavar="N", help="services rolled back at once (1-64, default 16)")
     parser.add_argument("--dry-run", action="store_true", help="send every write as the apiserver's dry run; change nothing")
     parser.add_argument("--report", metavar="FILE", help="write each service's outcome as JSON here")
+    parser.add_argument("--db", metavar="URL", help="audit database for the rollback record (default: $GRAYSTEPS_DB; none: not recorded)")
+    parser.add_argument("--actor", metavar="NAME", help="who rolls back, for the audit record (default: $BUILD_USER_ID, else $USER)")
 
 
 def run(args) -> int:
     import json
+    import os
     from pathlib import Path
 
     from graysteps import fleet_rollback as fleet
+    from graysteps.actor import check_actor
     from graysteps.catalog import load_catalog
     from graysteps.errors import GraystepsError, InvalidInput
+    from graysteps.whitelist.db_url import DB_ENV, check_db_url
 
+    # Checked before the first write, without loading the database layer.
+    actor = check_actor(args.actor)
+    audit_db = args.db or os.environ.get(DB_ENV)
+    if audit_db:
+        check_db_url(audit_db)
     if not 1 <= args.workers <= fleet.MAX_WORKERS:
         raise InvalidInput(f"--workers {args.workers} is not allowed; use 1-{fleet.MAX_WORKERS}", step=NAME)
     catalog = load_catalog(args.catalog)
@@ -53,16 +66,31 @@ def run(args) -> int:
         line = f"{o.status:<18} {o.service:<{width}}  {o.virtual_service}"
         print(line + (f"  - {o.message}" if o.message else ""))
     counts = ", ".join(f"{n} {s}" for s, n in sorted(result.counts().items()))
-    print(f"rollback: {len(result.outcomes)} services in {result.seconds:.3f}s: {counts}")
+    print(f"rollback: {len(result.outcomes)} services in {result.seconds:.3f}s: {counts}", flush=True)
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
         Path(args.report).write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+    audit_problem = ""
+    if args.dry_run:
+        pass  # nothing changed, nothing to record
+    elif not audit_db:
+        print(f"rollback: not recorded in an audit table (no --db, no ${DB_ENV})")
+    else:
+        from graysteps.release_record import record_rollback
+
+        selection = " ".join((["--all"] if args.all else args.service) + (["--namespace", *args.namespace] if args.namespace else []))
+        try:
+            record_rollback(result, selection=selection, actor=actor, db_url=audit_db)
+        except GraystepsError as e:
+            audit_problem = f"; its audit record was not written: {e.message}"
     if not result.ok:
         names = ", ".join(o.service for o in result.failed[:10]) + (" ..." if len(result.failed) > 10 else "")
         raise GraystepsError(
             f"{len(result.failed)} of {len(result.outcomes)} services NOT rolled back ({names}); "
-            "the others are on prod. Fix the cause shown above and rerun: it is safe to repeat",
+            f"the others are on prod{audit_problem}. Fix the cause shown above and rerun: it is safe to repeat",
             step=NAME,
             result=result,
         )
+    if audit_problem:
+        raise GraystepsError(f"all {len(result.outcomes)} services are on prod{audit_problem}", step=NAME, result=result)
     return 0

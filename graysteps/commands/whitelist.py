@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from graysteps.whitelist import entries, sync
-    from graysteps.whitelist.audit import check_actor
+    from graysteps.actor import check_actor
     from graysteps.whitelist.store import open_store
     from graysteps.whitelist.tenants import validate_tenant_ids
 

@@ -8,7 +8,8 @@ Modules, one idea each:
   tenants     what a tenant id is (validation)
   models      the tables (SQLAlchemy 2.x models)
   migrations  the schema versions and how to upgrade an older database
-  store       where the database is and how to open it; the write lock
+  db_url      which database (--db, $GRAYSTEPS_DB, the SQLite default); a cheap URL check
+  store       how to open the database; the write lock
   audit       the audit log (generic: the release plans use it too)
   entries     reading and changing whitelist entries (bulk paths included)
   sync        parsing a sync source, the diff, the one-transaction apply

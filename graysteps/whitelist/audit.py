@@ -11,15 +11,12 @@ transaction of its own.
     record_audit(store, action="plan.release", subject="test-a",
                  reason="ticket 42", detail={"steps": [...]})
 
-The actor defaults to $BUILD_USER_ID (Jenkins' build-user-vars plugin), else
-$USER, else the login name; commands let the user override it (--actor).
+Who the actor is, and its check: graysteps/actor.py.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping
@@ -27,31 +24,12 @@ from typing import Any, Mapping
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from graysteps.actor import check_actor
 from graysteps.errors import InvalidInput
 from graysteps.whitelist.models import AuditEntry
 
-ACTOR_MAX = 128
 ACTION_MAX = 64
 SUBJECT_MAX = 255
-
-
-def default_actor(env: Mapping[str, str] | None = None) -> str:
-    env = os.environ if env is None else env
-    for name in ("BUILD_USER_ID", "USER"):
-        if env.get(name):
-            return env[name]
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name in some containers
-        return "unknown"
-
-
-def check_actor(actor: str | None) -> str:
-    """The actor to record (default_actor() when None); InvalidInput when unusable."""
-    actor = default_actor() if actor is None else actor
-    if not actor or len(actor) > ACTOR_MAX or not actor.isprintable():
-        raise InvalidInput(f"invalid actor {actor[:80]!r}: use 1-{ACTOR_MAX} printable characters")
-    return actor
 
 
 def utc_now() -> datetime:

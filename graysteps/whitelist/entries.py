@@ -25,7 +25,8 @@ from typing import Callable, Iterable, Iterator, Sequence
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.engine import Connection
 
-from graysteps.whitelist.audit import audit_row, check_actor, utc_now
+from graysteps.actor import check_actor
+from graysteps.whitelist.audit import audit_row, utc_now
 from graysteps.whitelist.models import WHITELIST_TABLE, AuditEntry, WhitelistEntry, timestamp_type
 from graysteps.whitelist.store import Store
 from graysteps.whitelist.tenants import validate_tenant_ids

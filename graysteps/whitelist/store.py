@@ -1,7 +1,7 @@
-"""Where the whitelist database is, how to open it, and the writers' lock.
+"""How to open the whitelist database, and the writers' lock.
 
 Which database: `--db URL`, else `$GRAYSTEPS_DB`, else the SQLite file
-`${XDG_DATA_HOME:-~/.local/share}/graysteps/whitelist.db` (its folder is created).
+`${XDG_DATA_HOME:-~/.local/share}/graysteps/whitelist.db` (db_url.py).
 URLs are SQLAlchemy URLs:
   sqlite:////var/lib/graysteps/whitelist.db
   mysql+pymysql://user:password@db.example:3306/graysteps?charset=utf8mb4
@@ -25,38 +25,18 @@ MySQL, the read transaction itself on SQLite.
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Iterator
 
 from sqlalchemy import create_engine, event, select, update
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from graysteps.errors import GraystepsError, InvalidInput
+from graysteps.whitelist.db_url import DB_ENV, URL_FORMS, check_db_url, resolve_db_url
 from graysteps.whitelist.models import WHITELIST_STATE, StateRow
 
-DB_ENV = "GRAYSTEPS_DB"
 SQLITE_BUSY_TIMEOUT_S = 60
-
-
-def default_db_path(env: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
-    base = env.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "graysteps" / "whitelist.db"
-
-
-def resolve_db_url(url: str | None = None, env: Mapping[str, str] | None = None) -> str:
-    """`url`, else $GRAYSTEPS_DB, else the default SQLite file (its folder created)."""
-    env = os.environ if env is None else env
-    if url:
-        return url
-    if env.get(DB_ENV):
-        return env[DB_ENV]
-    path = default_db_path(env)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
 
 
 def shown_url(url: str) -> str:
@@ -68,16 +48,13 @@ def shown_url(url: str) -> str:
 
 
 def create_store_engine(url: str) -> Engine:
+    check_db_url(url)
     try:
         parsed = make_url(url)
     except ArgumentError as e:
-        raise InvalidInput(
-            f"--db {shown_url(url)!r} is not a database URL: use sqlite:///PATH or mysql+pymysql://USER:PASS@HOST/DB"
-        ) from e
+        raise InvalidInput(f"--db {shown_url(url)!r} is not a database URL; {URL_FORMS}") from e
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        if parsed.database in (None, "", ":memory:"):
-            raise InvalidInput("--db: an SQLite whitelist needs a file (sqlite:///PATH), not an in-memory database")
         engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
         _sqlite_transactions(engine)
         return engine

@@ -47,7 +47,8 @@ from typing import AbstractSet, Iterator, Sequence
 
 from graysteps.errors import GraystepsError, InvalidInput
 from graysteps.whitelist import entries
-from graysteps.whitelist.audit import check_actor, fit_subject, utc_now
+from graysteps.actor import check_actor
+from graysteps.whitelist.audit import fit_subject, utc_now
 from graysteps.whitelist.entries import ChunkAudit, delete_entries, insert_entries, read_all_tenant_ids
 from graysteps.whitelist.store import Store, read_generation
 from graysteps.whitelist.tenants import ALLOWED, is_valid_tenant_id, shown

@@ -72,3 +72,16 @@ def test_a_json_env_var_that_is_not_a_list_of_strings_is_refused():
         assert "--args-json-env" in done.stderr
     done = graysteps_cli("--args-json-env", "UNSET_GRAYSTEPS_VAR")
     assert done.returncode != 0 and "UNSET_GRAYSTEPS_VAR is not set" in done.stderr
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly_with_141():
+    # `graysteps render ... | head -1`: once the reader has gone, the next write
+    # fails. The command stops like a shell tool (128 + SIGPIPE), no traceback.
+    command = [sys.executable, "-m", "graysteps", "render", "--catalog", "examples/catalog.yaml",
+               "--service", "test-a", "--strategy", "whitelist"]
+    reader_gone = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   cwd=os.path.dirname(os.path.dirname(graysteps.__file__)))
+    reader_gone.stdout.close()
+    stderr = reader_gone.stderr.read().decode()
+    assert reader_gone.wait(timeout=60) == 141, stderr
+    assert stderr == ""

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.plans.conftest import run_cli
-from tests.plans.test_release import get_vs, put_vs
+from tests.plans.test_release import audit_rows, get_vs, put_vs
 
 pytestmark = pytest.mark.world
 
@@ -102,3 +102,54 @@ def test_bad_input_is_refused_before_any_write(kube, fleet, args, named):
     assert done.returncode == 2 and done.stdout == ""
     assert named in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not prod_only(get_vs(kube, cat.service("svc-a")), cat.service("svc-a"))
+
+
+def rollback_rows(db_url: str) -> list:
+    return audit_rows(db_url, action_prefix="rollback")
+
+
+def test_a_rollback_leaves_one_audit_row_with_who_what_and_each_outcome(kube, fleet, audit_db):
+    catalog, cat = fleet
+    args = ("rollback", "--catalog", catalog, "--kubeconfig", kube.kubeconfig, "--db", audit_db, "--actor", "rm-alice")
+    assert run_cli(*args, "--service", "svc-a", "svc-b", "--dry-run").returncode == 0
+    assert rollback_rows(audit_db) == []  # a dry run changes nothing, so it records nothing
+
+    done = run_cli(*args, "--all")
+    assert done.returncode == 0, done.stderr
+    [row] = rollback_rows(audit_db)
+    assert (row.action, row.subject, row.actor, row.reason) == ("rollback", "rollback --all", "rm-alice", "succeeded")
+    assert row.detail["counts"] == {"rolled-back": 3, "already-prod": 1, "no-virtualservice": 1}
+    assert {s["service"]: s["status"] for s in row.detail["services"]}["svc-c"] == "rolled-back"
+
+
+def test_a_bad_audit_database_url_is_refused_before_any_write_and_its_password_never_shown(kube, fleet):
+    catalog, cat = fleet
+    done = run_cli("rollback", "--all", "--catalog", catalog, "--kubeconfig", kube.kubeconfig,
+                   "--db", "postgresql://release:s3cret@db.example/graysteps")
+    assert done.returncode == 2 and done.stdout == ""
+    assert "unsupported database 'postgresql'" in done.stderr and "s3cret" not in done.stderr
+    assert not prod_only(get_vs(kube, cat.service("svc-a")), cat.service("svc-a"))
+
+
+def test_an_unreachable_audit_database_never_stops_the_rollback_but_fails_the_command(kube, fleet):
+    catalog, cat = fleet
+    nobody_listens = "mysql+pymysql://release:s3cret@127.0.0.1:1/graysteps"
+    done = run_cli("rollback", "--all", "--catalog", catalog, "--kubeconfig", kube.kubeconfig, "--db", nobody_listens)
+    assert done.returncode == 1
+    for name in ("svc-a", "svc-b", "svc-c"):
+        assert prod_only(get_vs(kube, cat.service(name)), cat.service(name))
+    assert statuses(done.stdout)["svc-a"] == "rolled-back"
+    assert "all 5 services are on prod; its audit record was not written" in done.stderr
+    assert "s3cret" not in done.stderr + done.stdout
+
+
+def test_without_an_audit_database_a_rollback_says_it_is_not_recorded_and_creates_no_database(kube, fleet, tmp_path):
+    import os
+
+    catalog, cat = fleet
+    env = {k: v for k, v in os.environ.items() if k != "GRAYSTEPS_DB"} | {"XDG_DATA_HOME": str(tmp_path / "data")}
+    done = run_cli("rollback", "--service", "svc-a", "--catalog", catalog, "--kubeconfig", kube.kubeconfig, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "rollback: not recorded in an audit table (no --db, no $GRAYSTEPS_DB)" in done.stdout
+    assert prod_only(get_vs(kube, cat.service("svc-a")), cat.service("svc-a"))
+    assert not (tmp_path / "data").exists()  # no default SQLite file appears

@@ -44,11 +44,11 @@ def put_vs(kube, service, strategy: str, weight: int | None = None) -> dict:
     return objects(kube).create_namespaced_custom_object(group, version, service.vs_namespace, "virtualservices", body)
 
 
-def audit_rows(db_url: str):
+def audit_rows(db_url: str, action_prefix: str = "release."):
     from graysteps.whitelist.audit import read_audit
     from graysteps.whitelist.store import open_store
 
-    return read_audit(open_store(db_url), action_prefix="release.")
+    return read_audit(open_store(db_url), action_prefix=action_prefix)
 
 
 def write_plan(tmp_path, text: str) -> str:

@@ -8,7 +8,8 @@ from graysteps.whitelist import migrations
 from graysteps.whitelist.audit import read_audit
 from graysteps.whitelist.entries import add_tenants, list_tenants
 from graysteps.whitelist.models import Base, SchemaVersion
-from graysteps.whitelist.store import create_store_engine, open_store, read_generation, resolve_db_url
+from graysteps.whitelist.db_url import resolve_db_url
+from graysteps.whitelist.store import create_store_engine, open_store, read_generation
 
 
 def test_db_url_comes_from_the_argument_then_the_environment_then_the_default_file(tmp_path):
@@ -96,3 +97,25 @@ def test_an_unreachable_database_is_a_clear_error_without_the_password():
         open_store("mysql+pymysql://user:s3cret@127.0.0.1:1/db?connect_timeout=2")
     assert "s3cret" not in caught.value.message
     assert "could not open the whitelist database mysql+pymysql://user:***@127.0.0.1:1/db" in caught.value.message
+
+
+@pytest.mark.parametrize("url, says", [
+    ("nonsense", "not a database URL"),
+    ("postgresql://release:s3cret@db.example/graysteps", "unsupported database 'postgresql'"),
+    ("sqlite://", "needs a file"),
+    ("sqlite:///:memory:", "needs a file"),
+])
+def test_the_cheap_url_check_refuses_what_the_store_refuses_and_never_shows_a_password(url, says):
+    from graysteps.whitelist.db_url import check_db_url
+
+    with pytest.raises(InvalidInput, match=says) as refused:
+        check_db_url(url)
+    assert "s3cret" not in str(refused.value)
+
+
+@pytest.mark.parametrize("url", ["sqlite:////var/lib/graysteps/whitelist.db", "sqlite:///relative.db",
+                                 "mysql+pymysql://u:p@db:3306/graysteps?charset=utf8mb4", "mariadb+pymysql://u@h/db"])
+def test_the_cheap_url_check_lets_supported_databases_through(url):
+    from graysteps.whitelist.db_url import check_db_url
+
+    assert check_db_url(url) == url

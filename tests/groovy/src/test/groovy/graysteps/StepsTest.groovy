@@ -112,6 +112,7 @@ class StepsTest extends GraystepsPipelineTest {
             ['rollback', '--service', 'test-a', 'test-b', '--namespace', 'gray', '--dry-run'],
         ]
         assert shellCalls.every { it.script == SCRIPT && it.env.KUBECONFIG == '/secrets/graysteps-kubeconfig' }
+        assert shellCalls.every { it.env.GRAYSTEPS_DB == 'secret-graysteps-db' }  // the audit record's database
     }
 
     @Test

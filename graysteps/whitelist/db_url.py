@@ -1,0 +1,54 @@
+"""Which database: the URL from `--db`, else $GRAYSTEPS_DB, else the SQLite
+file `${XDG_DATA_HOME:-~/.local/share}/graysteps/whitelist.db`, and a check
+that the URL names a database graysteps supports.
+
+Standard library only: a command checks its `--db` before its first write
+without loading SQLAlchemy (an urgent rollback, say). `store.create_store_engine`
+parses the URL fully when it opens the database, and runs this same check first.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping
+
+from graysteps.errors import InvalidInput
+
+DB_ENV = "GRAYSTEPS_DB"
+BACKENDS = ("sqlite", "mysql", "mariadb")
+URL_FORMS = "use sqlite:///PATH or mysql+pymysql://USER:PASS@HOST/DB"
+
+
+def default_db_path(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    base = env.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "graysteps" / "whitelist.db"
+
+
+def resolve_db_url(url: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """`url`, else $GRAYSTEPS_DB, else the default SQLite file (its folder created)."""
+    env = os.environ if env is None else env
+    if url:
+        return url
+    if env.get(DB_ENV):
+        return env[DB_ENV]
+    path = default_db_path(env)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def check_db_url(url: str) -> str:
+    """`url` if it names a supported database; InvalidInput otherwise.
+
+    Messages name the scheme only: the rest of a URL may hold a password.
+    """
+    scheme, separator, rest = url.partition("://")
+    backend = scheme.split("+", 1)[0].lower()
+    if not separator or not scheme.replace("+", "").replace("_", "").isalnum():
+        raise InvalidInput(f"--db: that is not a database URL; {URL_FORMS}")
+    if backend not in BACKENDS:
+        raise InvalidInput(f"--db: unsupported database {backend!r}; {URL_FORMS}")
+    if backend == "sqlite" and rest.split("?", 1)[0] in ("", "/", "/:memory:"):
+        raise InvalidInput("--db: an SQLite database needs a file (sqlite:///PATH), not an in-memory database")
+    return url
