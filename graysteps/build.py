@@ -42,6 +42,8 @@ IMAGE_RE = re.compile(
 TAG_RE = re.compile(rf"^{_TAG}$")
 REGISTRY_RE = re.compile(rf"^{_DOMAIN}(?:/{_COMPONENT})*$")
 PUSHED_DIGEST_RE = re.compile(rf"digest: ({_DIGEST})")
+# How Docker and podman report a registry's 401 (distribution: "unauthorized: authentication required").
+AUTH_FAILED_RE = re.compile(r"unauthorized|authentication required|no basic auth credentials", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -178,8 +180,13 @@ def registry_auth(registry: str | None, env: Mapping[str, str] | None = None) ->
         raise InvalidInput("set both REGISTRY_USER and REGISTRY_PASSWORD, or neither (the docker config is used then)")
     auth = {"username": user, "password": password}
     if registry:
-        auth["serveraddress"] = registry.split("/", 1)[0]
+        auth["serveraddress"] = registry_host(registry)
     return auth
+
+
+def registry_host(registry: str | None) -> str:
+    """The registry's HOST[:PORT] (what credentials are for); Docker Hub when there is none."""
+    return registry.split("/", 1)[0] if registry else "docker.io"
 
 
 def docker_client(docker_host: str | None = None):
@@ -218,7 +225,7 @@ def build_image(request: BuildRequest, *, push: bool = False, docker_host: str |
                 image_id = client.images.get(str(image)).id
             result = BuildResult(request.service, request.profile, str(image), image_id, labels)
             if push:
-                digest = _push(client, image, auth, log)
+                digest = _push(client, image, registry_host(request.registry), auth, log)
                 result = BuildResult(**{**asdict(result), "pushed": True, "digest": digest})
         except docker.errors.APIError as e:
             raise GraystepsError(f"the Docker API refused the request for {image}: {e.explanation or e}",
@@ -246,14 +253,13 @@ def _follow_build(chunks: Iterable[dict], log: Callable[[str], None], image: Ima
     return image_id
 
 
-def _push(client, image: ImageReference, auth: dict | None, log: Callable[[str], None]) -> str:
-    """Push `image`; the registry's manifest digest. The credentials are never logged."""
+def _push(client, image: ImageReference, registry: str, auth: dict | None, log: Callable[[str], None]) -> str:
+    """Push `image` to `registry` (HOST[:PORT]); the registry's manifest digest. The credentials are never logged."""
     digest = None
     for chunk in client.api.push(image.repository, image.tag, stream=True, decode=True, auth_config=auth):
         if "error" in chunk:
-            detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
-            raise GraystepsError(f"pushing {image} failed: {detail.strip()}; check the registry address and "
-                                 "the credentials (REGISTRY_USER/REGISTRY_PASSWORD or the docker config)", step=STEP)
+            detail = (chunk.get("errorDetail", {}).get("message") or chunk["error"]).strip()
+            raise _push_failed(image, registry, auth, detail)
         aux = chunk.get("aux")
         if isinstance(aux, dict) and aux.get("Digest"):  # Docker
             digest = aux["Digest"]
@@ -268,6 +274,23 @@ def _push(client, image: ImageReference, auth: dict | None, log: Callable[[str],
         raise GraystepsError(f"pushed {image} but the Docker API reported no digest; deploy would not be pinned",
                              step=STEP)
     return digest
+
+
+def _push_failed(image: ImageReference, registry: str, auth: dict | None, detail: str) -> GraystepsError:
+    """The error for a failed push: an authentication failure says so first, naming the registry."""
+    password = (auth or {}).get("password")
+    if password:
+        detail = detail.replace(password, "***")
+    if not AUTH_FAILED_RE.search(detail):
+        return GraystepsError(f"pushing {image} failed: {detail}; check the registry address and the credentials "
+                              "(REGISTRY_USER/REGISTRY_PASSWORD or the docker config)", step=STEP)
+    if auth:
+        why = (f"the registry {registry} refused the credentials of user {auth.get('username')!r} "
+               "(authentication failed): check REGISTRY_USER/REGISTRY_PASSWORD")
+    else:
+        why = (f"the registry {registry} requires a login (authentication failed) and was given no credentials "
+               "it accepts: set REGISTRY_USER and REGISTRY_PASSWORD, or log in to it in the docker config")
+    return GraystepsError(f"pushing {image} failed: {why}; the registry said: {detail}", step=STEP)
 
 
 def record_path(service: str, directory: str | os.PathLike = RECORD_DIR) -> Path:

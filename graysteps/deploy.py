@@ -9,6 +9,13 @@ apply (field manager `graysteps`), and follow the rollout.
 Templates are parsed first (yaml.safe_load) and filled afterwards, value by
 value, so no input can add or change YAML structure. Groovy reads the same
 files with libraryResource.
+
+A HorizontalPodAutoscaler that scales the Deployment owns its replica count:
+deploy then leaves `spec.replicas` out of what it applies, so a release never
+scales the service back to `--replicas`. If graysteps still owns the field
+(the autoscaler has not changed it yet), the live count is first handed over
+to a field manager of its own, as the Kubernetes docs show ("Transferring
+ownership"), so that dropping it does not reset it to the default of 1.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from graysteps.errors import GraystepsError, InvalidInput
 
 STEP = "deploy"
 FIELD_MANAGER = "graysteps"
+HANDOVER_MANAGER = "graysteps-handover-to-hpa"
 ENVIRONMENTS = ("prod", "gray")
 TEMPLATES = ("deployment.yaml", "service.yaml")
 DEFAULT_PROGRESS_DEADLINE = 600
@@ -215,11 +223,12 @@ class DeployResult:
     objects: list[AppliedObject]
     namespace_created: bool = False
     rollout: "RolloutStatus | None" = None
+    autoscaler: str | None = None  # the HorizontalPodAutoscaler that owns the replica count, if any
 
     def to_json(self) -> dict:
         return {
             "service": self.service, "env": self.env, "image": self.image, "changed": self.changed,
-            "namespace_created": self.namespace_created,
+            "namespace_created": self.namespace_created, "autoscaler": self.autoscaler,
             "objects": [{"kind": o.kind, "namespace": o.namespace, "name": o.name, "changed": o.changed,
                          "generation": o.generation} for o in self.objects],
             "rollout": self.rollout.message if self.rollout else None,
@@ -305,7 +314,8 @@ def deploy(manifests: Manifests, *, api_client, create_namespace: bool = False, 
     """Apply `manifests` (namespace first when asked), optionally wait for the rollout."""
     namespace = manifests.deployment["metadata"]["namespace"]
     created = ensure_namespace(api_client, namespace) if create_namespace and not dry_run else False
-    applied = [apply_object(api_client, obj, dry_run=dry_run) for obj in manifests.objects]
+    deployment, autoscaler = leave_replicas_to_autoscaler(api_client, manifests.deployment, dry_run=dry_run, log=log)
+    applied = [apply_object(api_client, obj, dry_run=dry_run) for obj in (deployment, manifests.service_object)]
     for o in applied:
         log(f"{o.kind.lower()}/{o.name} in {o.namespace}: {'configured' if o.changed else 'unchanged'}"
             + (" (dry run)" if dry_run else ""))
@@ -314,7 +324,93 @@ def deploy(manifests: Manifests, *, api_client, create_namespace: bool = False, 
         rollout = wait_for_rollout(api_client, namespace, manifests.deployment["metadata"]["name"],
                                    timeout=timeout, log=log)
     return DeployResult(manifests.service, manifests.env, manifests.image, any(o.changed for o in applied),
-                        applied, created, rollout)
+                        applied, created, rollout, autoscaler)
+
+
+# -- a HorizontalPodAutoscaler owns the replica count ------------------------
+
+
+def find_autoscaler(api_client, namespace: str, deployment: str,
+                    log: Callable[[str], None] = lambda line: None) -> dict | None:
+    """The HorizontalPodAutoscaler (autoscaling/v2) that scales this Deployment, if any.
+
+    Without the right to list autoscalers, says so and returns None: deploy
+    then sets the replica count as it always did.
+    """
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        found = _raw(client.AutoscalingV2Api(api_client).list_namespaced_horizontal_pod_autoscaler, namespace)
+    except ApiException as e:
+        if e.status != 403:
+            raise _api_error("listing", "HorizontalPodAutoscalers", namespace, "*", e) from e
+        log(f"warning: may not list HorizontalPodAutoscalers in {namespace} (403): replicas are set as given; "
+            "grant list on horizontalpodautoscalers so that deploy leaves them to an autoscaler")
+        return None
+    for hpa in found.get("items", []):
+        target = hpa["spec"]["scaleTargetRef"]
+        if (target.get("kind"), target.get("name")) == ("Deployment", deployment) \
+                and target.get("apiVersion", "apps/v1").split("/")[0] == "apps":
+            return hpa
+    return None
+
+
+def owns_replicas(live: Mapping[str, Any], manager: str = FIELD_MANAGER) -> bool:
+    """`manager` applied `spec.replicas` of this live object (its managedFields say so)."""
+    return any(
+        m.get("manager") == manager and m.get("operation") == "Apply"
+        and "f:replicas" in (m.get("fieldsV1") or {}).get("f:spec", {})
+        for m in live["metadata"].get("managedFields") or []
+    )
+
+
+def leave_replicas_to_autoscaler(api_client, deployment: dict, *, dry_run: bool = False,
+                                 log: Callable[[str], None] = lambda line: None) -> tuple[dict, str | None]:
+    """(the Deployment to apply, the autoscaler's name or None).
+
+    With an autoscaler, `spec.replicas` leaves the applied Deployment, unless
+    the Deployment is new: then it starts with the replica count given,
+    raised to the autoscaler's minimum. A count graysteps still owns is first
+    handed to HANDOVER_MANAGER at its live value (a conflict means the
+    autoscaler took the field already: fine).
+    """
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    meta = deployment["metadata"]
+    hpa = find_autoscaler(api_client, meta["namespace"], meta["name"], log)
+    if hpa is None:
+        return deployment, None
+    name = hpa["metadata"]["name"]
+    apps = client.AppsV1Api(api_client)
+    try:
+        live = _raw(apps.read_namespaced_deployment, meta["name"], meta["namespace"])
+    except ApiException as e:
+        if e.status != 404:
+            raise _api_error("reading", "Deployment", meta["namespace"], meta["name"], e) from e
+        live = None
+    if live is None:
+        first = max(deployment["spec"].get("replicas", 1), hpa["spec"].get("minReplicas") or 1)
+        log(f"deployment/{meta['name']}: new, starts with {first} replicas; "
+            f"HorizontalPodAutoscaler {name} scales it from then on")
+        return {**deployment, "spec": {**deployment["spec"], "replicas": first}}, name
+    if owns_replicas(live):
+        handover = {"apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+                    "spec": {"replicas": live["spec"].get("replicas", 1)}}
+        try:
+            apps.patch_namespaced_deployment(meta["name"], meta["namespace"], handover, field_manager=HANDOVER_MANAGER,
+                                             _content_type="application/apply-patch+yaml", _preload_content=False,
+                                             **({"dry_run": "All"} if dry_run else {}))
+        except ApiException as e:
+            if e.status != 409:
+                raise _api_error("handing replicas over to the autoscaler of", "Deployment", meta["namespace"],
+                                 meta["name"], e) from e
+    log(f"deployment/{meta['name']}: replicas left to HorizontalPodAutoscaler {name} "
+        f"(now {live['spec'].get('replicas', 1)})")
+    spec = {k: v for k, v in deployment["spec"].items() if k != "replicas"}
+    return {**deployment, "spec": spec}, name
 
 
 # -- rollout status --------------------------------------------------------
@@ -386,7 +482,7 @@ def wait_for_rollout(api_client, namespace: str, name: str, *, timeout: float = 
             raise GraystepsError(
                 f"rollout of deployment {namespace}/{name} failed: {reason}\n"
                 + describe_failure(api_client, deployment)
-                + f"\nnext: fix the cause above, then rerun the deploy (or `graysteps route --strategy rollback`)",
+                + "\nnext: fix the cause above, then rerun the deploy (or `graysteps route --strategy rollback`)",
                 step=STEP, result=status)
         time.sleep(interval)
 

@@ -165,6 +165,9 @@ def check_virtual_service(vs: Mapping | None, spec: Any) -> tuple[Check, Any]:
 @dataclass(frozen=True)
 class ProbeSettings:
     gateway: str
+    # http://HOST[:PORT] whose requests leave as a workload labelled `profile: gray` (its sidecar's
+    # outbound): how `linked` is probed from the gray side. None: that probe is skipped, and says so.
+    gray_caller: str | None = None
     path: str = "/"
     fixed_requests: int = 20
     tolerance: float = 5.0  # percentage points
@@ -174,8 +177,15 @@ class ProbeSettings:
     concurrency: int = 4
 
 
+GRAY_CALLER_CASE = "from a gray caller (profile: gray)"
+
+
 def expectations(strategy: Any) -> list[tuple[str, bool, str | int]]:
-    """What the strategy promises at the gateway: (case, with_cookie, profile or gray weight %)."""
+    """What the strategy promises: (case, with_cookie, profile or gray weight %).
+
+    Every case is probed through the gateway, except GRAY_CALLER_CASE, which is
+    probed through ProbeSettings.gray_caller.
+    """
     name, weight = strategy.name, strategy.gray_weight()
     if weight is not None:
         if weight in (0, 100):
@@ -184,7 +194,7 @@ def expectations(strategy: Any) -> list[tuple[str, bool, str | int]]:
     if name == "whitelist":
         return [("with the gray cookie", True, "gray"), ("without the gray cookie", False, "prod")]
     if name == "linked":
-        return [("gateway traffic (no profile label)", False, "prod")]
+        return [("gateway traffic (no profile label)", False, "prod"), (GRAY_CALLER_CASE, False, "gray")]
     if name == "promote":
         return [("without the gray cookie", False, "gray"), ("with the gray cookie", True, "gray")]
     if name == "rollback":
@@ -192,12 +202,13 @@ def expectations(strategy: Any) -> list[tuple[str, bool, str | int]]:
     raise GraystepsError(f"verify does not know strategy {name!r}", step=STEP)
 
 
-def check_fixed(host: str, settings: ProbeSettings, case: str, headers: Mapping[str, str], profile: str) -> Check:
-    """Every one of `fixed_requests` probes is answered by `profile`."""
+def check_fixed(host: str, settings: ProbeSettings, case: str, headers: Mapping[str, str], profile: str,
+                *, via: str | None = None) -> Check:
+    """Every one of `fixed_requests` probes (through `via`, default the gateway) is answered by `profile`."""
     title = f"probe {case} -> {profile}"
 
     def look() -> Check:
-        counts = probe(_url(settings), host, settings.fixed_requests, headers,
+        counts = probe(_url(settings, via), host, settings.fixed_requests, headers,
                        concurrency=min(settings.concurrency, settings.fixed_requests), key=by_profile)
         n = sum(counts.values())
         seen = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
@@ -241,8 +252,9 @@ def check_share(host: str, settings: ProbeSettings, weight: int, headers: Mappin
     return _timed(title, look)
 
 
-def _url(settings: ProbeSettings) -> str:
-    return settings.gateway.rstrip("/") + (settings.path if settings.path.startswith("/") else "/" + settings.path)
+def _url(settings: ProbeSettings, base: str | None = None) -> str:
+    base = base or settings.gateway
+    return base.rstrip("/") + (settings.path if settings.path.startswith("/") else "/" + settings.path)
 
 
 def check_probes(spec: Any, strategy: Any, settings: ProbeSettings) -> list[Check]:
@@ -250,7 +262,13 @@ def check_probes(spec: Any, strategy: Any, settings: ProbeSettings) -> list[Chec
     checks = []
     for case, with_cookie, expected in expectations(strategy):
         headers = cookie if with_cookie else {}
-        if isinstance(expected, int):
+        if case == GRAY_CALLER_CASE:
+            if settings.gray_caller:
+                checks.append(check_fixed(spec.hosts[0], settings, case, headers, expected, via=settings.gray_caller))
+            else:
+                checks.append(Check(f"probe {case} -> {expected}", SKIPPED,
+                                    "no --gray-caller given: requests from gray workloads were not probed"))
+        elif isinstance(expected, int):
             checks.append(check_share(spec.hosts[0], settings, expected, headers))
         else:
             checks.append(check_fixed(spec.hosts[0], settings, case, headers, expected))
@@ -293,9 +311,10 @@ def verify(spec: Any, *, api_client, gateway: str | None = None, envs: tuple[str
 def validate_settings(settings: ProbeSettings) -> None:
     from urllib.parse import urlsplit
 
-    parts = urlsplit(settings.gateway)
-    if parts.scheme != "http" or not parts.hostname:
-        raise InvalidInput(f"--gateway {settings.gateway!r} is not allowed: use http://HOST[:PORT]")
+    for flag, url in (("--gateway", settings.gateway), ("--gray-caller", settings.gray_caller)):
+        parts = urlsplit(url or "http://unset")
+        if parts.scheme != "http" or not parts.hostname:
+            raise InvalidInput(f"{flag} {url!r} is not allowed: use http://HOST[:PORT]")
     if not 0 < settings.tolerance < 50:
         raise InvalidInput(f"--tolerance {settings.tolerance:g} is not allowed: use percentage points in (0, 50)")
     if not 0.5 <= settings.confidence < 1:

@@ -8,7 +8,9 @@ void call(Map args = [:]) {
         report                 : 'reports/rollback.json', // each service's outcome as JSON; null = none
         catalog                : null,                   // catalog file; null = $GRAYSTEPS_CATALOG, else ./catalog.yaml
         kubeconfigCredentialsId: 'graysteps-kubeconfig', // Jenkins "secret file" with the kubeconfig; null = agent's own
-        dbCredentialsId        : 'graysteps-db',         // Jenkins "secret text": audit database URL; null = $GRAYSTEPS_DB/SQLite
+        dbCredentialsId        : null,                   // Jenkins "secret text": audit database URL, e.g. 'graysteps-db';
+                                                         // null = $GRAYSTEPS_DB if the agent has it, else no audit row
+                                                         // (an emergency rollback must not need one more credential)
     ]
     Map config = graystepsRun.config('grayRollback', defaultConfig, args)
     if (config.all == !config.services.isEmpty()) { error '[grayRollback] give either all: true or services: [...], not both' }

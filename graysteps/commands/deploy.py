@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", required=True, help="prod or gray")
     parser.add_argument("--image", required=True,
                         help="image reference; pinned by digest when `graysteps build --push` recorded it")
-    parser.add_argument("--replicas", default="1", help="replica count, 0-1000 (default 1)")
+    parser.add_argument("--replicas", default="1", help="replica count, 0-1000 (default 1); a HorizontalPodAutoscaler of the Deployment keeps its own")
     parser.add_argument("--wait", action="store_true", help="follow the rollout like `kubectl rollout status`")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds --wait waits at most (default 600)")
     parser.add_argument("--progress-deadline", type=int, default=600, metavar="SECONDS",

@@ -14,6 +14,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--service", required=True, help="service name from the catalog, e.g. test-a")
     parser.add_argument("--gateway", metavar="URL",
                         help="http://HOST[:PORT] of the ingress gateway to probe through (no probes without it)")
+    parser.add_argument("--gray-caller", metavar="URL",
+                        help="http://HOST[:PORT] whose requests leave as a gray workload (its sidecar's outbound); "
+                             "probes `linked` from the gray side")
     parser.add_argument("--junit", metavar="FILE", help="write the checks as JUnit XML (Jenkins `junit` step)")
     parser.add_argument("--catalog", metavar="FILE", help="catalog file (default $GRAYSTEPS_CATALOG or ./catalog.yaml)")
     parser.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default $KUBECONFIG, ~/.kube/config, in-cluster)")
@@ -34,14 +37,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from graysteps.catalog import load_catalog
-    from graysteps.errors import GraystepsError
+    from graysteps.errors import GraystepsError, InvalidInput
     from graysteps.kube import api_client
     from graysteps.verify import ProbeSettings, validate_settings, verify
 
+    if args.gray_caller and not args.gateway:
+        raise InvalidInput("--gray-caller needs --gateway: the probes run only with a gateway to probe through")
     spec = load_catalog(args.catalog).service(args.service)
     settings = None
     if args.gateway:
-        settings = ProbeSettings(args.gateway, path=args.path, fixed_requests=args.fixed_requests,
+        settings = ProbeSettings(args.gateway, gray_caller=args.gray_caller, path=args.path,
+                                 fixed_requests=args.fixed_requests,
                                  tolerance=args.tolerance, confidence=args.confidence,
                                  max_requests=args.max_requests, concurrency=max(1, args.concurrency))
         validate_settings(settings)

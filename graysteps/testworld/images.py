@@ -7,31 +7,41 @@ insecure (plain HTTP) registry through its own registries.conf.
          Podman(tmp / "podman", insecure_registries=[registry.address]) as podman:
         client = docker.DockerClient(base_url=podman.docker_host)
 
+A Registry made with `users={"name": "password"}` requires a login (htpasswd,
+bcrypt hashes; `bcrypt` comes with the `test` extra); podman still reaches it
+over plain HTTP and sends the credentials it is given there.
+
 This machine has no working container runtime: builds work for Dockerfiles
 made of FROM scratch / COPY / LABEL / ENV, never RUN.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from graysteps.testworld.ports import free_port
-from graysteps.testworld.process import SETUP_HINT, ManagedServer, ServerProcess, require_executable
+from graysteps.testworld.process import SETUP_HINT, ManagedServer, ServerProcess, WorldError, require_executable
 
 PODMAN_HINT = f"apt-get install podman, or {SETUP_HINT}"
 REGISTRY_HINT = f"apt-get install docker-registry, or {SETUP_HINT}"
+REGISTRY_REALM = "graysteps-test"
 
 
 class Registry(ManagedServer):
-    """Debian's docker-registry (distribution 2.x) on 127.0.0.1:PORT, storage under `workdir`."""
+    """Debian's docker-registry (distribution 2.x) on 127.0.0.1:PORT, storage under `workdir`.
 
-    def __init__(self, workdir: str | os.PathLike, *, ready_timeout: float = 30.0):
+    With `users` (name -> password) every request needs HTTP basic auth."""
+
+    def __init__(self, workdir: str | os.PathLike, *, users: Mapping[str, str] | None = None,
+                 ready_timeout: float = 30.0):
         self.workdir = Path(workdir)
+        self.users = dict(users or {})
         self.port: int | None = None
         self.ready_timeout = ready_timeout
         self._process: ServerProcess | None = None
@@ -49,24 +59,45 @@ class Registry(ManagedServer):
         binary = require_executable("docker-registry", REGISTRY_HINT)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        config = self.workdir / "config.yml"
-        # JSON is YAML: no YAML library needed to write the config.
-        config.write_text(json.dumps({
+        settings = {
             "version": 0.1,
             "log": {"level": "info"},
             "storage": {"filesystem": {"rootdirectory": str(self.workdir / "storage")},
                         "delete": {"enabled": True}},
             "http": {"addr": self.address, "secret": os.urandom(16).hex()},
-        }, indent=1), encoding="utf-8")
+        }
+        if self.users:
+            settings["auth"] = {"htpasswd": {"realm": REGISTRY_REALM, "path": str(self._write_htpasswd())}}
+        config = self.workdir / "config.yml"
+        # JSON is YAML: no YAML library needed to write the config.
+        config.write_text(json.dumps(settings, indent=1), encoding="utf-8")
         self._process = ServerProcess(
             "docker-registry", [binary, "serve", config], self.workdir / "registry.log"
         ).start()
-        self._process.wait_ready(lambda: self.get("/v2/")[0] == 200, self.ready_timeout, "answering GET /v2/")
+        ready = 401 if self.users else 200  # with auth, an anonymous GET /v2/ is a challenge
+        self._process.wait_ready(lambda: self.get("/v2/")[0] == ready, self.ready_timeout, "answering GET /v2/")
         return self
 
-    def get(self, path: str, accept: str | None = None) -> tuple[int, dict, bytes]:
-        """(status, headers, body) of a GET on the registry's HTTP API."""
-        request = urllib.request.Request(self.url + path, headers={"Accept": accept} if accept else {})
+    def _write_htpasswd(self) -> Path:
+        """`users` as an htpasswd file: distribution accepts bcrypt hashes only."""
+        try:
+            import bcrypt
+        except ImportError as e:
+            raise WorldError(f"a Registry with users needs the 'bcrypt' package: pip install bcrypt, or {SETUP_HINT}",
+                             step="testworld") from e
+        path = self.workdir / "htpasswd"  # cost 4, bcrypt's cheapest: a throwaway registry, started often
+        path.write_text("".join(
+            f"{name}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()}\n"
+            for name, password in self.users.items()), encoding="utf-8")
+        return path
+
+    def get(self, path: str, accept: str | None = None, *,
+            auth: tuple[str, str] | None = None) -> tuple[int, dict, bytes]:
+        """(status, headers, body) of a GET on the registry's HTTP API; `auth` is (user, password)."""
+        headers = {"Accept": accept} if accept else {}
+        if auth:
+            headers["Authorization"] = "Basic " + base64.b64encode(":".join(auth).encode()).decode()
+        request = urllib.request.Request(self.url + path, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=5) as r:
                 return r.status, dict(r.headers), r.read()

@@ -25,9 +25,9 @@ def graysteps(*args: str, env: dict | None = None, cwd=None) -> subprocess.Compl
                           env={**os.environ, **(env or {})}, cwd=cwd, timeout=300)
 
 
-def registry_manifest(registry, repository: str, tag: str) -> tuple[str, dict]:
-    """(digest, manifest) as the registry itself serves them."""
-    status, headers, body = registry.get(f"/v2/{repository}/manifests/{tag}", accept=MANIFEST_TYPES)
+def registry_manifest(registry, repository: str, tag: str, auth: tuple[str, str] | None = None) -> tuple[str, dict]:
+    """(digest, manifest) as the registry itself serves them (`auth`: its login, if it needs one)."""
+    status, headers, body = registry.get(f"/v2/{repository}/manifests/{tag}", accept=MANIFEST_TYPES, auth=auth)
     assert status == 200, (status, body[:300])
     return headers["Docker-Content-Digest"], json.loads(body)
 
@@ -77,6 +77,58 @@ def test_registry_password_never_reaches_the_log_or_the_record(podman, registry,
                      env={"DOCKER_HOST": podman.docker_host, "REGISTRY_USER": "jenkins", "REGISTRY_PASSWORD": secret})
     assert done.returncode == 0, done.stderr
     assert secret not in done.stdout + done.stderr + record.read_text()
+
+
+def push_to_login_registry(podman, registry, context, tmp_path, user: str, password: str):
+    """`graysteps build --push` of test-a to `registry` with REGISTRY_USER/REGISTRY_PASSWORD as given
+    ("" is unset) and an empty docker config: (the finished command, the tag, the --out path)."""
+    tag = f"t{uuid.uuid4().hex[:8]}"
+    record = tmp_path / "build.json"
+    (tmp_path / "docker-config").mkdir()
+    done = graysteps("build", "--service", "test-a", "--context", str(context), "--tag", tag,
+                     "--registry", registry.address, "--push", "--out", str(record),
+                     env={"DOCKER_HOST": podman.docker_host, "DOCKER_CONFIG": str(tmp_path / "docker-config"),
+                          "REGISTRY_USER": user, "REGISTRY_PASSWORD": password})
+    return done, tag, record
+
+
+def assert_push_refused_for_login(done, record, registry, tag: str, why: str) -> None:
+    """A failed push: exit 1, nothing on stdout, no record, no manifest, stderr naming the registry and `why`."""
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == "" and not record.exists()
+    error = done.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"graysteps build: pushing {registry.address}/test-a:{tag} failed: "
+                            f"the registry {registry.address} "), error
+    assert why in error and "authentication failed" in error, error
+    assert registry.get(f"/v2/test-a/manifests/{tag}", auth=next(iter(registry.users.items())))[0] == 404
+
+
+@pytest.mark.world
+def test_push_with_registry_credentials_records_the_digest_the_login_registry_serves(
+        login_podman, login_registry, build_context, tmp_path):
+    user, password = next(iter(login_registry.users.items()))
+    done, tag, record = push_to_login_registry(login_podman, login_registry, build_context, tmp_path, user, password)
+    assert done.returncode == 0, done.stderr
+    digest, _ = registry_manifest(login_registry, "test-a", tag, auth=(user, password))
+    assert json.loads(done.stdout)["digest"] == digest
+    assert json.loads(record.read_text())["pinned_image"] == f"{login_registry.address}/test-a:{tag}@{digest}"
+    assert password not in done.stdout + done.stderr + record.read_text()
+
+
+@pytest.mark.world
+def test_a_wrong_registry_password_fails_naming_the_registry_and_the_user(
+        login_podman, login_registry, build_context, tmp_path):
+    wrong = f"wrong-{uuid.uuid4().hex}"
+    done, tag, record = push_to_login_registry(login_podman, login_registry, build_context, tmp_path, "jenkins", wrong)
+    assert_push_refused_for_login(done, record, login_registry, tag, "refused the credentials of user 'jenkins'")
+    assert wrong not in done.stdout + done.stderr
+
+
+@pytest.mark.world
+def test_a_push_without_credentials_to_a_login_registry_fails_clearly(
+        login_podman, login_registry, build_context, tmp_path):
+    done, tag, record = push_to_login_registry(login_podman, login_registry, build_context, tmp_path, "", "")
+    assert_push_refused_for_login(done, record, login_registry, tag, "requires a login")
 
 
 @pytest.mark.world

@@ -229,3 +229,72 @@ def test_bad_deploy_input_is_refused_before_any_cluster_call(args, named, tmp_pa
     done = run_cli("deploy", *argv, "--catalog", os.path.abspath("examples/catalog.yaml"),
                    "--kubeconfig", str(tmp_path / "missing"), cwd=tmp_path)
     assert_refused(done, named)
+
+
+def make_autoscaler(api, namespace: str, deployment: str, min_replicas: int = 2, max_replicas: int = 10) -> None:
+    client.AutoscalingV2Api(api).create_namespaced_horizontal_pod_autoscaler(namespace, {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": f"{deployment}-hpa"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
+                 "minReplicas": min_replicas, "maxReplicas": max_replicas,
+                 "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                                                               "target": {"type": "Utilization", "averageUtilization": 70}}}]},
+    }, _preload_content=False)
+
+
+def scale_as_the_autoscaler_does(api, namespace: str, deployment: str, replicas: int) -> None:
+    """What the HPA controller does: write the /scale subresource."""
+    client.AppsV1Api(api).patch_namespaced_deployment_scale(
+        deployment, namespace, {"spec": {"replicas": replicas}}, field_manager="horizontal-pod-autoscaler",
+        _content_type="application/merge-patch+json", _preload_content=False)
+
+
+@pytest.mark.world
+def test_a_release_never_scales_back_a_deployment_its_autoscaler_scaled(api, fresh_namespace, service_in):
+    spec = service_in("test-a", "unused-prod", fresh_namespace)
+    deploy(render_manifests(spec, "gray", "registry.example:5000/test-a:1.0", replicas=2), api_client=api)
+    make_autoscaler(api, fresh_namespace, "test-a")
+    scale_as_the_autoscaler_does(api, fresh_namespace, "test-a", 7)
+    lines = []
+    result = deploy(render_manifests(spec, "gray", "registry.example:5000/test-a:1.1", replicas=2), api_client=api,
+                    log=lines.append)
+    dep = read(api, fresh_namespace, "test-a")
+    assert dep["spec"]["replicas"] == 7
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example:5000/test-a:1.1"
+    assert result.autoscaler == "test-a-hpa" and result.to_json()["autoscaler"] == "test-a-hpa"
+    assert "deployment/test-a: replicas left to HorizontalPodAutoscaler test-a-hpa (now 7)" in lines
+    scale_as_the_autoscaler_does(api, fresh_namespace, "test-a", 4)  # and it keeps scaling freely
+    deploy(render_manifests(spec, "gray", "registry.example:5000/test-a:1.2", replicas=2), api_client=api)
+    assert read(api, fresh_namespace, "test-a")["spec"]["replicas"] == 4
+
+
+@pytest.mark.world
+def test_a_count_graysteps_still_owns_is_handed_over_not_reset_to_one(api, fresh_namespace, service_in):
+    spec = service_in("test-a", "unused-prod", fresh_namespace)
+    deploy(render_manifests(spec, "gray", "registry.example:5000/test-a:1.0", replicas=3), api_client=api)
+    make_autoscaler(api, fresh_namespace, "test-a")  # it has not scaled anything yet
+    deploy(render_manifests(spec, "gray", "registry.example:5000/test-a:1.1", replicas=1), api_client=api)
+    dep = read(api, fresh_namespace, "test-a")
+    assert dep["spec"]["replicas"] == 3
+    owners = {m["manager"] for m in dep["metadata"]["managedFields"] if "f:replicas" in m.get("fieldsV1", {}).get("f:spec", {})}
+    assert owners == {"graysteps-handover-to-hpa"}  # graysteps let go of it
+    scale_as_the_autoscaler_does(api, fresh_namespace, "test-a", 6)
+    deploy(render_manifests(spec, "gray", "registry.example:5000/test-a:1.2", replicas=1), api_client=api)
+    assert read(api, fresh_namespace, "test-a")["spec"]["replicas"] == 6
+
+
+@pytest.mark.world
+def test_a_new_deployment_under_an_autoscaler_starts_at_its_minimum(api, fresh_namespace, service_in):
+    spec = service_in("test-a", "unused-prod", fresh_namespace)
+    make_autoscaler(api, fresh_namespace, "test-a", min_replicas=3)
+    deploy(render_manifests(spec, "gray", "registry.example:5000/test-a:1.0", replicas=1), api_client=api)
+    assert read(api, fresh_namespace, "test-a")["spec"]["replicas"] == 3
+
+
+@pytest.mark.world
+def test_without_an_autoscaler_deploy_sets_the_replica_count_given(api, fresh_namespace, service_in):
+    spec = service_in("test-a", "unused-prod", fresh_namespace)
+    make_autoscaler(api, fresh_namespace, "test-b")  # scales another Deployment
+    deploy(render_manifests(spec, "gray", "registry.example:5000/test-a:1.0", replicas=2), api_client=api)
+    result = deploy(render_manifests(spec, "gray", "registry.example:5000/test-a:1.0", replicas=4), api_client=api)
+    assert read(api, fresh_namespace, "test-a")["spec"]["replicas"] == 4 and result.autoscaler is None

@@ -17,7 +17,7 @@ from graysteps.routing.cluster import route
 from graysteps.routing.operations import apply_strategy
 from graysteps.routing.strategy import Strategy
 from graysteps.testworld.mesh import LocalMesh
-from graysteps.verify import FAILED, PASSED, ProbeSettings, read_virtual_service, verify
+from graysteps.verify import FAILED, PASSED, SKIPPED, ProbeSettings, read_virtual_service, verify
 from tests.deploy.conftest import argv_with, assert_refused, catalog_with_namespaces, rolled_out, set_deployment_status
 from tests.dataplane.conftest import start_mesh  # noqa: F401 (fixture)
 
@@ -75,7 +75,8 @@ def test_whitelist_release_passes_every_check(release, start_gateway):
     (Strategy("balanced"), ["probe gray share 50% ± 5"]),
     (Strategy("weight", 0), ["probe all traffic -> prod"]),
     (Strategy("weight", 100), ["probe all traffic -> gray"]),
-    (Strategy("linked"), ["probe gateway traffic (no profile label) -> prod"]),
+    (Strategy("linked"), ["probe gateway traffic (no profile label) -> prod",
+                          "probe from a gray caller (profile: gray) -> gray"]),  # skipped: no gray caller given
     (Strategy("promote"), ["probe without the gray cookie -> gray", "probe with the gray cookie -> gray"]),
     (Strategy("rollback"), ["probe without the gray cookie -> prod", "probe with the gray cookie -> prod"]),
 ])
@@ -85,6 +86,38 @@ def test_every_strategy_verifies_against_a_data_plane_that_follows_it(release, s
     report = verify(release.spec, api_client=release.api, settings=ProbeSettings(mesh.url()))
     assert report.passed, [c.line() for c in report.checks]
     assert [c.name for c in report.checks if c.name.startswith("probe")] == probes
+
+
+@pytest.mark.world
+def test_linked_is_probed_from_the_gray_side_through_a_gray_caller(release, start_gateway):
+    release.route(Strategy("linked"))
+    mesh = start_gateway(release.spec, read_virtual_service(release.api, release.spec))
+    report = verify(release.spec, api_client=release.api,
+                    settings=ProbeSettings(mesh.url(), gray_caller=mesh.url("outbound-gray")))
+    assert report.passed, [c.line() for c in report.checks]
+    assert statuses(report)["probe from a gray caller (profile: gray) -> gray"] == PASSED
+    assert statuses(report)["probe gateway traffic (no profile label) -> prod"] == PASSED
+
+
+@pytest.mark.world
+def test_the_gray_caller_probe_fails_when_the_data_plane_ignores_source_labels(release, start_gateway):
+    release.route(Strategy("linked"))
+    stale = apply_strategy(read_virtual_service(release.api, release.spec), release.spec, Strategy("rollback"))
+    mesh = start_gateway(release.spec, stale)
+    report = verify(release.spec, api_client=release.api,
+                    settings=ProbeSettings(mesh.url(), gray_caller=mesh.url("outbound-gray")))
+    assert not report.passed
+    failed = next(c for c in report.checks if c.name == "probe from a gray caller (profile: gray) -> gray")
+    assert failed.status == FAILED and "prod: 20" in failed.message
+
+
+@pytest.mark.world
+def test_without_a_gray_caller_the_gray_side_of_linked_is_reported_skipped(release, start_gateway):
+    release.route(Strategy("linked"))
+    mesh = start_gateway(release.spec, read_virtual_service(release.api, release.spec))
+    report = verify(release.spec, api_client=release.api, settings=ProbeSettings(mesh.url()))
+    skipped = next(c for c in report.checks if c.name == "probe from a gray caller (profile: gray) -> gray")
+    assert skipped.status == SKIPPED and "--gray-caller" in skipped.message
 
 
 @pytest.mark.world
@@ -197,6 +230,7 @@ def test_verify_without_a_virtual_service_says_to_route_first(kube, fresh_namesp
 
 @pytest.mark.parametrize("args, named", [
     (["--gateway", "ftp://x"], "ftp://x"),
+    (["--gray-caller", "localhost:15001"], "--gray-caller 'localhost:15001'"),
     (["--tolerance", "0"], "--tolerance 0"),
     (["--confidence", "1.5"], "--confidence 1.5"),
     (["--service", "test-A"], "test-A"),
@@ -209,3 +243,10 @@ def test_bad_verify_input_is_one_line_on_stderr(args, named, tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert_refused(done, named)
     assert not junit.exists()
+
+
+def test_a_gray_caller_without_a_gateway_is_refused(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "graysteps", "verify", "--service", "test-a", "--gray-caller",
+                           "http://127.0.0.1:15001", "--catalog", "examples/catalog.yaml",
+                           "--kubeconfig", str(tmp_path / "none")], capture_output=True, text=True, timeout=60)
+    assert_refused(done, "--gray-caller needs --gateway")

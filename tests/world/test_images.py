@@ -40,3 +40,12 @@ def test_a_copy_only_image_built_with_the_docker_sdk_is_pushed_and_its_manifest_
     assert status == 200
     status, _, tags = registry.get("/v2/graysteps/smoke/tags/list")
     assert tag in json.loads(tags)["tags"]
+
+
+def test_a_registry_with_users_answers_only_their_login(login_registry):
+    (user, password), = login_registry.users.items()
+    status, headers, _ = login_registry.get("/v2/")
+    assert status == 401 and headers["Www-Authenticate"] == 'Basic realm="graysteps-test"'
+    assert login_registry.get("/v2/", auth=(user, password))[0] == 200
+    assert login_registry.get("/v2/", auth=(user, password + "x"))[0] == 401
+    assert password not in (login_registry.workdir / "htpasswd").read_text()  # a bcrypt hash, not the password

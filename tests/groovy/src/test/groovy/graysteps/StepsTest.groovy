@@ -79,12 +79,13 @@ class StepsTest extends GraystepsPipelineTest {
     }
 
     @Test
-    void grayVerifyWritesJunitPerServiceAndBindsTheCookieKeyWhenGiven() {
-        step('grayVerify', [service: 'test-a', gateway: 'http://gw.example.com:8080', cookieKeyCredentialsId: 'cookie-hmac'])
+    void grayVerifyWritesJunitPerServiceAndPassesTheProbeUrls() {
+        step('grayVerify', [service: 'test-a', gateway: 'http://gw.example.com:8080', grayCaller: 'http://gray-probe.gray:8080'])
         ShellCall call = onlyCall()
-        assert call.cliArgs == ['verify', '--service=test-a', '--junit=reports/verify-test-a.xml', '--gateway=http://gw.example.com:8080']
-        assert call.env.GRAYSTEPS_COOKIE_KEY == 'secret-cookie-hmac'
+        assert call.cliArgs == ['verify', '--service=test-a', '--junit=reports/verify-test-a.xml', '--gateway=http://gw.example.com:8080',
+                                '--gray-caller=http://gray-probe.gray:8080']
         assert call.env.KUBECONFIG == '/secrets/graysteps-kubeconfig'
+        assert !call.env.containsKey('GRAYSTEPS_COOKIE_KEY')  // verify needs no cookie key: bind no secret it does not use
     }
 
     @Test
@@ -112,7 +113,9 @@ class StepsTest extends GraystepsPipelineTest {
             ['rollback', '--service', 'test-a', 'test-b', '--namespace', 'gray', '--dry-run'],
         ]
         assert shellCalls.every { it.script == SCRIPT && it.env.KUBECONFIG == '/secrets/graysteps-kubeconfig' }
-        assert shellCalls.every { it.env.GRAYSTEPS_DB == 'secret-graysteps-db' }  // the audit record's database
+        assert shellCalls.every { !it.env.containsKey('GRAYSTEPS_DB') }  // no credential needed by default
+        step('grayRollback', [services: ['test-a'], dbCredentialsId: 'graysteps-db'])
+        assert shellCalls[2].env.GRAYSTEPS_DB == 'secret-graysteps-db'  // the audit record's database, when asked
     }
 
     @Test
