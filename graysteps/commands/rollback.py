@@ -70,19 +70,7 @@ def run(args) -> int:
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
         Path(args.report).write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
-    audit_problem = ""
-    if args.dry_run:
-        pass  # nothing changed, nothing to record
-    elif not audit_db:
-        print(f"rollback: not recorded in an audit table (no --db, no ${DB_ENV})")
-    else:
-        from graysteps.release_record import record_rollback
-
-        selection = " ".join((["--all"] if args.all else args.service) + (["--namespace", *args.namespace] if args.namespace else []))
-        try:
-            record_rollback(result, selection=selection, actor=actor, db_url=audit_db)
-        except GraystepsError as e:
-            audit_problem = f"; its audit record was not written: {e.message}"
+    audit_problem = "" if args.dry_run else record(args, result, actor, audit_db)
     if not result.ok:
         names = ", ".join(o.service for o in result.failed[:10]) + (" ..." if len(result.failed) > 10 else "")
         raise GraystepsError(
@@ -94,3 +82,23 @@ def run(args) -> int:
     if audit_problem:
         raise GraystepsError(f"all {len(result.outcomes)} services are on prod{audit_problem}", step=NAME, result=result)
     return 0
+
+
+def record(args, result, actor: str, audit_db: str | None) -> str:
+    """Write the rollback's audit row, if there is an audit database; "" or what went wrong."""
+    from graysteps.errors import GraystepsError
+    from graysteps.whitelist.db_url import DB_ENV
+
+    if not audit_db:
+        print(f"rollback: not recorded in an audit table (no --db, no ${DB_ENV})")
+        return ""
+    from graysteps.release_record import record_rollback
+
+    selection = ["--all"] if args.all else list(args.service)
+    if args.namespace:
+        selection += ["--namespace", *args.namespace]
+    try:
+        record_rollback(result, selection=" ".join(selection), actor=actor, db_url=audit_db)
+    except GraystepsError as e:
+        return f"; its audit record was not written: {e.message}"
+    return ""
