@@ -18,13 +18,14 @@ is down never delays taking traffic off gray:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from graysteps.errors import GraystepsError
 
 if TYPE_CHECKING:  # pragma: no cover
     from graysteps.fleet_rollback import FleetRollbackResult
     from graysteps.plans import Plan, PlanResult
+    from graysteps.whitelist.audit import AuditRecord
 
 STARTED = "release.started"
 FINISHED = "release.finished"
@@ -35,7 +36,9 @@ def _subject(plan: "Plan") -> str:
     return f"plan {plan.name}"
 
 
-def _write(db_url: str | None, step: str = "release", **row: Any) -> dict:
+def _write(db_url: str | None, step: str = "release", *, before: Callable[[Any], Any] | None = None,
+           **row: Any) -> tuple[dict, Any]:
+    """Write one audit row; (the row, what `before(store)` returned, read first in the same open)."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from graysteps.whitelist.audit import record_audit
@@ -44,7 +47,8 @@ def _write(db_url: str | None, step: str = "release", **row: Any) -> dict:
     store = None
     try:
         store = open_store(db_url)
-        return record_audit(store, **row)
+        earlier = before(store) if before else None
+        return record_audit(store, **row), earlier
     except SQLAlchemyError as e:
         raise GraystepsError(f"could not write the audit record ({row['action']}): {str(e).splitlines()[0]}", step=step) from e
     finally:
@@ -52,10 +56,22 @@ def _write(db_url: str | None, step: str = "release", **row: Any) -> dict:
             store.close()
 
 
-def record_plan_start(plan: "Plan", *, actor: str, db_url: str | None = None) -> dict:
-    """Record that `actor` starts applying `plan`; returns the row written."""
+def record_plan_start(plan: "Plan", *, actor: str, db_url: str | None = None) -> "AuditRecord | None":
+    """Record that `actor` starts applying `plan`.
+
+    Returns the plan's previous `release.started` row when no `release.finished`
+    followed it (that run was killed, or is still running), else None.
+    """
+    from graysteps.whitelist.audit import read_audit
+
+    def unfinished(store) -> "AuditRecord | None":
+        last = read_audit(store, subject=_subject(plan), action_prefix="release.", limit=1)
+        return last[0] if last and last[0].action == STARTED else None
+
     detail = {"file": plan.path, "sha256": plan.sha256, "services": plan.summary()}
-    return _write(db_url, action=STARTED, subject=_subject(plan), actor=actor, reason=plan.description or None, detail=detail)
+    _, earlier = _write(db_url, action=STARTED, subject=_subject(plan), actor=actor, reason=plan.description or None,
+                        detail=detail, before=unfinished)
+    return earlier
 
 
 def record_plan_run(result: "PlanResult", *, db_url: str | None = None) -> dict:
@@ -67,7 +83,7 @@ def record_plan_run(result: "PlanResult", *, db_url: str | None = None) -> dict:
         actor=result.actor,
         reason=result.result,
         detail=result.to_dict(),
-    )
+    )[0]
 
 
 def record_rollback(result: "FleetRollbackResult", *, selection: str, actor: str, db_url: str) -> dict:
@@ -80,4 +96,4 @@ def record_rollback(result: "FleetRollbackResult", *, selection: str, actor: str
         actor=actor,
         reason="succeeded" if result.ok else "failed",
         detail=result.to_dict(),
-    )
+    )[0]

@@ -36,12 +36,14 @@ def format_outcomes(result) -> list[str]:
 
 def run(args, *, after_write=None) -> int:
     """`after_write(step, outcome)` runs after each service's write (fault tests stop the apiserver there)."""
+    import sys
+
     from graysteps import plans
+    from graysteps.actor import check_actor
     from graysteps.catalog import load_catalog
     from graysteps.errors import GraystepsError
     from graysteps.kube import api_client
     from graysteps.release_record import record_plan_run, record_plan_start
-    from graysteps.actor import check_actor
 
     catalog = load_catalog(args.catalog)
     plan = plans.load_plan(args.plan, catalog)
@@ -49,7 +51,11 @@ def run(args, *, after_write=None) -> int:
     actor = check_actor(args.actor)
     if not args.dry_run:
         # Recorded before the first write: a run killed half-way still shows in the audit table.
-        record_plan_start(plan, actor=actor, db_url=args.db)
+        earlier = record_plan_start(plan, actor=actor, db_url=args.db)
+        if earlier is not None:
+            print(f"warning: the run of plan {plan.name} that {earlier.actor} started at {earlier.at:%Y-%m-%d %H:%M:%S} UTC "
+                  "never recorded its end (killed, or still running); this run converges the services to the plan",
+                  file=sys.stderr)
     result = plans.apply_plan(plan, api_client=client, dry_run=args.dry_run, actor=actor, after_write=after_write)
 
     problems = []

@@ -97,3 +97,25 @@ def test_rollback_with_the_apiserver_down_reports_every_service_as_failed(kube, 
     failed = [line for line in done.stdout.splitlines() if line.startswith("failed")]
     assert len(failed) == 3 and all("apiserver unreachable" in line for line in failed), done.stdout
     assert "3 of 3 services NOT rolled back" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_run_after_one_that_died_without_recording_its_end_warns_and_converges(kube, make_catalog, audit_db, tmp_path):
+    from graysteps.commands import release
+
+    catalog = make_catalog(["test-a", "test-b", "test-c"])
+    argv = ["release", "--plan", write_plan(tmp_path, PLAN), "--catalog", catalog, "--kubeconfig", kube.kubeconfig,
+            "--db", audit_db, "--actor", "rm-bob"]
+
+    def dies(step, outcome):
+        raise KeyboardInterrupt  # as a SIGKILL would: no restore, no end recorded
+
+    with pytest.raises(KeyboardInterrupt):
+        release.run(build_parser().parse_args(argv), after_write=dies)
+    assert [r.action for r in audit_rows(audit_db)] == ["release.started"]
+
+    rerun = run_cli(*argv)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "warning: the run of plan three that rm-bob started at " in rerun.stderr
+    assert "never recorded its end (killed, or still running)" in rerun.stderr
+    again = run_cli(*argv)
+    assert again.returncode == 0 and "never recorded its end" not in again.stderr
