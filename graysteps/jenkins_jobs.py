@@ -1,15 +1,20 @@
 """The Jenkins jobs graysteps ships, as data, and their config.xml.
 
 Each job is a pipeline-from-SCM job (`flow-definition` + `CpsScmFlowDefinition`) running one of
-`pipelines/*.Jenkinsfile`. Its parameters and triggers are declared here AND in the Jenkinsfile's
-`properties([...])`; tests/jenkins/test_job_specs.py keeps the two equal, so the job's UI exists before its
-first run and the first run changes nothing. This module is the single place the job XML comes from.
+`pipelines/*.Jenkinsfile`. Its parameters, triggers and options are declared here only, and
+`graysteps jobs render|sync` writes them into the job's config.xml, so the UI exists before the first run.
+The Jenkinsfiles never call `properties([...])`, which would replace them (tests/jenkins/test_job_specs.py
+checks that, and that every `params.X` a Jenkinsfile reads is declared here).
+
+The SERVICE choices are the catalog's services, in catalog order (the first is the default): with 60
+services, the dropdowns follow the catalog instead of a list kept by hand.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 from xml.etree import ElementTree as ET
 
 XML_HEADER = "<?xml version='1.1' encoding='UTF-8'?>\n"  # what Jenkins itself writes
@@ -40,70 +45,73 @@ class JobSpec:
         return self.script_path or f"pipelines/{self.name}.Jenkinsfile"
 
 
-SERVICES = ("test-a", "test-b")  # the example catalog's services; edit with the catalog
 WEIGHT = Parameter("string", "GRAY_WEIGHT", "Gray share in percent (0-100), used when STRATEGY is weight.", "20")
 
 
-def _service(description: str) -> Parameter:
-    return Parameter("choice", "SERVICE", description, choices=SERVICES)
+def job_specs(services: Sequence[str]) -> tuple[JobSpec, ...]:
+    """Every job graysteps ships; SERVICE offers `services` (the catalog's names, the first is the default)."""
+    if not services:
+        raise ValueError("job_specs: the catalog has no services to offer as SERVICE choices")
 
+    def _service(description: str) -> Parameter:
+        return Parameter("choice", "SERVICE", description, choices=tuple(services))
 
-JOBS: tuple[JobSpec, ...] = (
-    JobSpec(
-        "gray-release",
-        "Build, push, deploy to gray, route and verify one service; rolls back to prod if verify fails.",
-        (
-            _service("Service to release (from the catalog)."),
-            Parameter("string", "GIT_REF", "Branch, tag or commit to build when IMAGE is empty.", "main"),
-            Parameter("string", "IMAGE", "Image already in the registry to release; empty = build GIT_REF."),
-            Parameter("choice", "STRATEGY", "How traffic reaches gray: whitelisted tenants (cookie), a weight, 50/50, "
-                      "or callers labelled gray.", choices=("whitelist", "weight", "balanced", "linked")),
-            WEIGHT,
-            Parameter("boolean", "DRY_RUN", "Build without pushing and show the route diff; deploy and change nothing.", False),
+    return (
+        JobSpec(
+            "gray-release",
+            "Build, push, deploy to gray, route and verify one service; rolls back to prod if verify fails.",
+            (
+                _service("Service to release (from the catalog)."),
+                Parameter("string", "GIT_REF", "Branch, tag or commit to build when IMAGE is empty.", "main"),
+                Parameter("string", "IMAGE", "Image already in the registry to release; empty = build GIT_REF."),
+                Parameter("choice", "STRATEGY", "How traffic reaches gray: whitelisted tenants (cookie), a weight, 50/50, "
+                          "or callers labelled gray.", choices=("whitelist", "weight", "balanced", "linked")),
+                WEIGHT,
+                Parameter("boolean", "DRY_RUN", "Build without pushing and show the route diff; deploy and change nothing.", False),
+            ),
         ),
-    ),
-    JobSpec(
-        "gray-traffic",
-        "Change the traffic strategy of a running gray release; promote asks for confirmation.",
-        (
-            _service("Service whose traffic changes (from the catalog)."),
-            Parameter("choice", "STRATEGY", "New strategy: whitelist, weight, 50/50, linked, promote (all gray) or "
-                      "rollback (all prod).", choices=("whitelist", "weight", "balanced", "linked", "promote", "rollback")),
-            WEIGHT,
-            Parameter("boolean", "DRY_RUN", "Show the route diff (apiserver dry run); change nothing.", False),
+        JobSpec(
+            "gray-traffic",
+            "Change the traffic strategy of a running gray release; promote asks for confirmation.",
+            (
+                _service("Service whose traffic changes (from the catalog)."),
+                Parameter("choice", "STRATEGY", "New strategy: whitelist, weight, 50/50, linked, promote (all gray) or "
+                          "rollback (all prod).", choices=("whitelist", "weight", "balanced", "linked", "promote", "rollback")),
+                WEIGHT,
+                Parameter("boolean", "DRY_RUN", "Show the route diff (apiserver dry run); change nothing.", False),
+            ),
+            keep_builds=100,
         ),
-        keep_builds=100,
-    ),
-    JobSpec(
-        "merge-release",
-        "On every merge: build, push, deploy to gray, whitelist strategy, verify; rolls back if verify fails.",
-        (_service("Service this repository builds (webhook builds use the first)."),),
-        poll_scm="",
-    ),
-    JobSpec(
-        "whitelist-sync",
-        "Every 30 minutes: make the tenant whitelist exactly its source.",
-        (
-            Parameter("string", "SOURCE", "Tenant list: a file in this repository or an http(s) URL (one id per line, "
-                      "or CSV with tenant_id).", "whitelist/tenants.csv"),
-            Parameter("boolean", "DRY_RUN", "Print what would change; write nothing.", False),
+        JobSpec(
+            "merge-release",
+            "On every merge: build, push, deploy to gray, whitelist strategy, verify; rolls back if verify fails.",
+            (_service("Service this repository builds (webhook builds use the first)."),),
+            poll_scm="",
         ),
-        cron="H/30 * * * *",
-        keep_builds=200,
-        disable_concurrent=True,
-    ),
-    JobSpec(
-        "emergency-rollback",
-        "One click: every service, or a chosen set, back to prod.",
-        (
-            Parameter("boolean", "ALL", "Roll back every service graysteps manages.", True),
-            Parameter("string", "SERVICES", "When ALL is off: services to roll back, separated by commas or spaces "
-                      "(e.g. test-a, test-b)."),
-            Parameter("boolean", "DRY_RUN", "Apiserver dry run: report what would change; change nothing.", False),
+        JobSpec(
+            "whitelist-sync",
+            "Every 30 minutes: make the tenant whitelist exactly its source.",
+            (
+                Parameter("string", "SOURCE", "Tenant list: a file in this repository or an http(s) URL (one id per line, "
+                          "or CSV with tenant_id).", "whitelist/tenants.csv"),
+                Parameter("boolean", "DRY_RUN", "Print what would change; write nothing.", False),
+            ),
+            cron="H/30 * * * *",
+            keep_builds=200,
+            disable_concurrent=True,
         ),
-        keep_builds=100,
-    ),
-)
+        JobSpec(
+            "emergency-rollback",
+            "One click: every service, or a chosen set, back to prod.",
+            (
+                Parameter("boolean", "ALL", "Roll back every service graysteps manages.", True),
+                Parameter("string", "SERVICES", "When ALL is off: services to roll back, separated by commas or spaces "
+                          "(e.g. test-a, test-b)."),
+                Parameter("boolean", "DRY_RUN", "Apiserver dry run: report what would change; change nothing.", False),
+            ),
+            keep_builds=100,
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -178,8 +186,8 @@ def render_job_xml(job: JobSpec, source: Source) -> str:
     """config.xml of one pipeline-from-SCM job, parameters and triggers included."""
     root = ET.Element("flow-definition")
     _text(root, "actions")
-    _text(root, "description", f"{job.description}\nManaged by `graysteps jobs sync`: edit {job.jenkinsfile} and "
-                               "graysteps/jenkins_jobs.py, not this page.")
+    _text(root, "description", f"{job.description}\nManaged by `graysteps jobs sync`: edit {job.jenkinsfile}, "
+                               "graysteps/jenkins_jobs.py or the catalog, not this page.")
     _text(root, "keepDependencies", "false")
     properties = _text(root, "properties")
     definitions = _text(_text(properties, "hudson.model.ParametersDefinitionProperty"), "parameterDefinitions")
@@ -194,15 +202,15 @@ def render_job_xml(job: JobSpec, source: Source) -> str:
     return XML_HEADER + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def render_all(source: Source) -> dict[str, str]:
-    """Every job's config.xml, by job name."""
-    return {job.name: render_job_xml(job, source) for job in JOBS}
+def render_all(source: Source, services: Sequence[str]) -> dict[str, str]:
+    """Every job's config.xml, by job name; SERVICE offers `services`."""
+    return {job.name: render_job_xml(job, source) for job in job_specs(services)}
 
 
-def write_all(out_dir: str | Path, source: Source) -> list[Path]:
+def write_all(out_dir: str | Path, source: Source, services: Sequence[str]) -> list[Path]:
     """Write DIR/<job>/config.xml for every job; returns the files written."""
     written = []
-    for name, xml in render_all(source).items():
+    for name, xml in render_all(source, services).items():
         path = Path(out_dir) / name / "config.xml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(xml, encoding="utf-8")

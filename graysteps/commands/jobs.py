@@ -1,7 +1,7 @@
 """`graysteps jobs render --out DIR` and `graysteps jobs sync --url URL [--folder F] [--dry-run]`.
 
 render writes DIR/<job>/config.xml for every pipeline in pipelines/ (pipeline-from-SCM jobs that carry their
-parameters, so the UI exists before the first run). sync creates or updates them through python-jenkins with
+parameters, so the UI exists before the first run; SERVICE offers the catalog's services). sync creates or updates them through python-jenkins with
 the user and API token from $JENKINS_USER / $JENKINS_TOKEN (never argv), and prints what changed.
 """
 
@@ -24,6 +24,8 @@ def add_arguments(parser) -> None:
                                                      "else this checkout's origin, else the checkout itself)")
         p.add_argument("--branch", default="main", metavar="B", help="branch the jobs build from (default: main)")
         p.add_argument("--credentials-id", metavar="ID", help="Jenkins credentials id for the repository, if private")
+        p.add_argument("--catalog", metavar="FILE", help="catalog whose services the SERVICE choices offer "
+                                                         "(default: $GRAYSTEPS_CATALOG, else ./catalog.yaml)")
 
 
 def _default_repo() -> str | None:
@@ -57,10 +59,17 @@ def _source(args):
     return Source(repo=repo, branch=args.branch, credentials_id=args.credentials_id)
 
 
+def _services(args) -> list[str]:
+    """The catalog's services, for the SERVICE choices."""
+    from graysteps.catalog import load_catalog
+
+    return load_catalog(args.catalog).names()
+
+
 def _render(args) -> int:
     from graysteps.jenkins_jobs import write_all
 
-    for path in write_all(args.out, _source(args)):
+    for path in write_all(args.out, _source(args), _services(args)):
         print(f"wrote {path}")
     return 0
 
@@ -93,6 +102,7 @@ def _sync(args) -> int:
     if args.folder is not None and not re.fullmatch(r"(?!\.\.?(/|$))[\w.-]+(/(?!\.\.?(/|$))[\w.-]+)*", args.folder, re.ASCII):
         raise InvalidInput(f"--folder {args.folder!r} is not a folder path (names of letters, digits, . _ -, joined by /)", step=step)
     source = _source(args)
+    services = _services(args)
     user, token = _credentials(step)
     server = jenkins_sync.connect(args.url, user, token)
     try:
@@ -103,7 +113,7 @@ def _sync(args) -> int:
         raise GraystepsError(f"Jenkins at {args.url} {reason}; check the URL and JENKINS_USER={user!r} / JENKINS_TOKEN",
                              step=step) from e
     try:
-        changes = jenkins_sync.sync_jobs(server, render_all(source), folder=args.folder, dry_run=args.dry_run)
+        changes = jenkins_sync.sync_jobs(server, render_all(source, services), folder=args.folder, dry_run=args.dry_run)
     except requests.RequestException as e:
         raise GraystepsError(f"lost Jenkins at {args.url}: {e}; rerun, sync is safe to repeat", step=step) from e
     width = max(len(c.action) for c in changes)

@@ -1,15 +1,19 @@
-"""One source of truth: graysteps/jenkins_jobs.py and each Jenkinsfile's properties([...]) say the same thing,
-and `jobs render` writes exactly that into each job's config.xml."""
+"""One source of truth: graysteps/jenkins_jobs.py declares each job's parameters, triggers and options,
+`jobs render` writes exactly that into its config.xml, SERVICE offers the catalog's services, and no
+Jenkinsfile overrides any of it with properties([...])."""
 
+import re
 from xml.etree import ElementTree as ET
 
 import pytest
 
-from graysteps.jenkins_jobs import JOBS, SERVICES, Source, render_job_xml
-from tests.jenkins import jenkinsfile_properties as props
-from tests.jenkins.cli import ROOT, graysteps
+from graysteps.catalog import load_catalog
+from graysteps.jenkins_jobs import Source, job_specs, render_job_xml
+from tests.jenkins.cli import EXAMPLE_CATALOG, ROOT, graysteps
 
 SOURCE = Source("https://git.example.com/platform/graysteps.git", "main", "git-read")
+SERVICES = load_catalog(str(EXAMPLE_CATALOG)).names()
+JOBS = job_specs(SERVICES)
 
 
 def spec_parameters(job) -> list[dict]:
@@ -29,12 +33,16 @@ def test_every_jenkinsfile_in_pipelines_has_a_job_and_every_job_a_jenkinsfile():
 
 
 @pytest.mark.parametrize("job", JOBS, ids=lambda j: j.name)
-def test_jenkinsfile_declares_the_same_parameters_triggers_and_options_as_the_job_spec(job):
-    text = (ROOT / job.jenkinsfile).read_text()
-    assert props.parameters(text) == spec_parameters(job)
-    assert props.triggers(text) == {k: v for k, v in (("cron", job.cron), ("pollSCM", job.poll_scm)) if v is not None}
-    assert props.keep_builds(text) == job.keep_builds
-    assert props.disables_concurrent_builds(text) == job.disable_concurrent
+def test_no_jenkinsfile_replaces_the_parameters_and_triggers_the_sync_wrote(job):
+    # properties([...]) replaces ALL job properties on the first run: SERVICE would lose the catalog's choices.
+    code = "\n".join(line.split("//")[0] for line in (ROOT / job.jenkinsfile).read_text().splitlines())
+    assert not re.search(r"\bproperties\s*\(", code)
+
+
+@pytest.mark.parametrize("job", JOBS, ids=lambda j: j.name)
+def test_a_jenkinsfile_reads_exactly_the_parameters_its_job_declares(job):
+    read = set(re.findall(r"\bparams\.(\w+)", (ROOT / job.jenkinsfile).read_text()))
+    assert read == {p.name for p in job.parameters}
 
 
 @pytest.mark.parametrize("job", JOBS, ids=lambda j: j.name)
@@ -42,15 +50,30 @@ def test_every_parameter_has_a_description(job):
     assert all(len(p.description) > 10 for p in job.parameters)
 
 
-def test_the_jobs_use_choice_boolean_and_string_parameters_and_service_choices_come_from_the_catalog():
+def test_the_jobs_use_choice_boolean_and_string_parameters():
     assert {p.kind for j in JOBS for p in j.parameters} == {"choice", "boolean", "string"}
-    catalog = ROOT / "examples" / "catalog.yaml"
-    if catalog.exists():
-        from graysteps.catalog import load_catalog
 
-        cat = load_catalog(str(catalog))
-        for name in SERVICES:
-            assert cat.service(name).name == name
+
+def test_service_choices_are_the_catalogs_services_in_catalog_order(tmp_path):
+    from graysteps.testworld.fleet import write_catalog
+
+    names = ["payments", "orders", "auth-center"]
+    write_catalog(tmp_path / "catalog.yaml", names, prod_ns="prod", gray_ns="gray")
+    result = graysteps("jobs", "render", "--out", str(tmp_path / "jobs"), "--repo", SOURCE.repo,
+                       "--catalog", str(tmp_path / "catalog.yaml"))
+    assert result.returncode == 0, result.stderr
+    for job in ("gray-release", "gray-traffic", "merge-release"):
+        root = ET.parse(tmp_path / "jobs" / job / "config.xml").getroot()
+        service = next(e for e in root.iter("hudson.model.ChoiceParameterDefinition") if e.findtext("name") == "SERVICE")
+        assert [s.text for s in service.findall("choices/a/string")] == names
+
+
+def test_jobs_without_a_catalog_are_refused_and_nothing_is_written(tmp_path):
+    result = graysteps("jobs", "render", "--out", str(tmp_path / "jobs"), "--repo", SOURCE.repo,
+                       env={"GRAYSTEPS_CATALOG": str(tmp_path / "missing.yaml")})
+    assert result.returncode == 2 and result.stdout == ""
+    assert "missing.yaml" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "jobs").exists()
 
 
 @pytest.mark.parametrize("job", JOBS, ids=lambda j: j.name)

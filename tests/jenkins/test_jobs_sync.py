@@ -113,7 +113,7 @@ def test_a_job_jenkins_refuses_stops_the_sync_naming_the_job_and_what_was_done(f
     from graysteps import jenkins_jobs, jenkins_sync
     from graysteps.errors import GraystepsError
 
-    jobs = jenkins_jobs.render_all(jenkins_jobs.Source("https://git.example.com/g.git"))
+    jobs = jenkins_jobs.render_all(jenkins_jobs.Source("https://git.example.com/g.git"), ["test-a", "test-b"])
     jobs["merge-release"] = "<flow-definition><unclosed></flow-definition>"
     server = jenkins_sync.connect(fake_jenkins.url, USER, TOKEN)
     try:

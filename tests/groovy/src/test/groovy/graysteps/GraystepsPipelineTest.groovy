@@ -84,16 +84,7 @@ abstract class GraystepsPipelineTest extends BasePipelineTest {
         helper.registerAllowedMethod('checkout', [Map], { Map m -> events << 'checkout'; [GIT_COMMIT: '0123456789abcdef0123456789abcdef01234567'] })
         helper.registerAllowedMethod('junit', [Map], { Map m -> events << 'junit ' + m.testResults })
         helper.registerAllowedMethod('archiveArtifacts', [Map], { Map m -> events << 'archive ' + m.artifacts })
-        helper.registerAllowedMethod('choice', [Map], { Map m -> [type: 'choice'] + m })
-        helper.registerAllowedMethod('booleanParam', [Map], { Map m -> [type: 'booleanParam'] + m })
-        helper.registerAllowedMethod('parameters', [List], { List l -> [parameters: l] })
-        helper.registerAllowedMethod('pollSCM', [String], { String s -> [pollSCM: s] })
-        helper.registerAllowedMethod('cron', [String], { String s -> [cron: s] })
-        helper.registerAllowedMethod('pipelineTriggers', [List], { List l -> [triggers: l] })
-        helper.registerAllowedMethod('logRotator', [Map], { Map m -> m })
-        helper.registerAllowedMethod('buildDiscarder', [Object], { o -> [buildDiscarder: o] })
-        helper.registerAllowedMethod('disableConcurrentBuilds', [], { [disableConcurrentBuilds: true] })
-        helper.registerAllowedMethod('properties', [List], { List l -> binding.setVariable('jobProperties', l) })
+        helper.registerAllowedMethod('properties', [List], { List l -> binding.setVariable('jobProperties', l) })  // must stay unused
     }
 
     def runShell(Map options) {

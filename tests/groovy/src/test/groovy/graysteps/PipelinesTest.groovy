@@ -14,7 +14,8 @@ class PipelinesTest extends GraystepsPipelineTest {
 
     List<String> args(String command) { shellCalls.find { it.command == command }.cliArgs }
 
-    List parameterNames() { binding.getVariable('jobProperties')[0].parameters*.name }
+    /** properties([...]) would replace the parameters and triggers `graysteps jobs sync` wrote (SERVICE from the catalog). */
+    boolean calledProperties() { binding.hasVariable('jobProperties') }
 
     @Test
     void grayReleaseBuildsPushesDeploysRoutesAndVerifiesUnderTheServiceLock() {
@@ -30,7 +31,7 @@ class PipelinesTest extends GraystepsPipelineTest {
         assert args('verify') == ['verify', '--service=test-a', '--junit=reports/verify-test-a.xml']
         assert events.indexOf('junit reports/*.xml') > events.indexOf('graysteps verify')
         assert events.contains('archive reports/**')
-        assert parameterNames() == ['SERVICE', 'GIT_REF', 'IMAGE', 'STRATEGY', 'GRAY_WEIGHT', 'DRY_RUN']
+        assert !calledProperties()
     }
 
     @Test
@@ -66,7 +67,7 @@ class PipelinesTest extends GraystepsPipelineTest {
         assert events.indexOf('input Send ALL traffic of test-b to gray?') < events.indexOf('lock graysteps-service-test-b')
         assert commands() == ['route', 'verify']
         assert args('route') == ['route', '--service=test-b', '--strategy=promote']
-        assert parameterNames() == ['SERVICE', 'STRATEGY', 'GRAY_WEIGHT', 'DRY_RUN']
+        assert !calledProperties()
     }
 
     @Test
@@ -92,7 +93,7 @@ class PipelinesTest extends GraystepsPipelineTest {
         assert commands() == ['build', 'deploy', 'route', 'verify']
         assert args('build').contains('--tag=g0123456789ab')
         assert args('route') == ['route', '--service=test-a', '--strategy=whitelist']
-        assert binding.getVariable('jobProperties')[1] == [triggers: [[pollSCM: '']]]
+        assert !calledProperties()
     }
 
     @Test
@@ -117,7 +118,7 @@ class PipelinesTest extends GraystepsPipelineTest {
         assert args('whitelist sync') == ['whitelist', 'sync', '--source=whitelist/tenants.csv',
                                           '--reason=scheduled sync, jenkins-whitelist-sync-42']
         assert events.contains('lock graysteps-whitelist')
-        assert binding.getVariable('jobProperties')[1] == [triggers: [[cron: 'H/30 * * * *']]]
+        assert !calledProperties()
     }
 
     @Test
