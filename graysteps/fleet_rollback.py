@@ -148,7 +148,7 @@ def _group_version(service: "ServiceSpec") -> tuple[str, str]:
     return group, version
 
 
-def _list_virtual_services(services: Iterable["ServiceSpec"], api: Any) -> dict[tuple[str, str], dict]:
+def list_virtual_services(services: Iterable["ServiceSpec"], api: Any) -> dict[tuple[str, str], dict]:
     """Every VirtualService the services use, by (namespace, name): one LIST per
     API version (cluster-wide if the services span several namespaces)."""
     found: dict[tuple[str, str], dict] = {}
@@ -243,7 +243,7 @@ def rollback_fleet(
     started = time.perf_counter()
     strategy = parse_strategy("rollback", None)
     try:
-        live, listed = _list_virtual_services(services, api), True
+        live, listed = list_virtual_services(services, api), True
     except Exception:  # noqa: BLE001 - each service then reads its own object and reports its own failure
         live, listed = {}, False
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import uuid
 import xml.etree.ElementTree as ElementTree
 
 import pytest

@@ -70,7 +70,7 @@ def test_a_write_raced_by_someone_else_falls_back_to_the_retrying_update(kube, m
     service = load_catalog(make_catalog(["svc-a"])).service("svc-a")
     put_vs(kube, service, "whitelist")
     api = connect(kube.kubeconfig, 2)
-    stale = fleet._list_virtual_services([service], api)[(service.vs_namespace, service.vs_name)]
+    stale = fleet.list_virtual_services([service], api)[(service.vs_namespace, service.vs_name)]
     raced = get_vs(kube, service)
     raced["spec"]["http"][-1]["timeout"] = "9s"  # someone else's write after our LIST
     group, version = service.api_version.split("/", 1)

@@ -1,0 +1,47 @@
+"""`graysteps status [--service S...]`: which services are in gray, on which strategy, and their versions.
+
+Read-only. One line per catalog service: the strategy recorded on its VirtualService and whether the
+live routes still match it, and the version and readiness of its gray and prod Deployments
+(graysteps/fleet_status.py). Exits 1 when a service's routes were changed by hand.
+"""
+
+from __future__ import annotations
+
+NAME = "status"
+HELP = "show each service's traffic strategy and its gray and prod versions (read-only)"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--service", nargs="+", metavar="S", help="only these catalog services (default: all)")
+    parser.add_argument("--catalog", metavar="FILE", help="service catalog (default: $GRAYSTEPS_CATALOG, else ./catalog.yaml)")
+    parser.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+
+
+def run(args) -> int:
+    import json
+
+    from graysteps import fleet_rollback as fleet
+    from graysteps.catalog import load_catalog
+    from graysteps.errors import GraystepsError
+    from graysteps.fleet_status import CHANGED, fleet_status, table
+    from graysteps.plans import failure_reason
+
+    catalog = load_catalog(args.catalog)
+    services = ([catalog.service(n) for n in dict.fromkeys(args.service)] if args.service
+                else fleet.catalog_services(catalog))
+    try:
+        rows = fleet_status(services, fleet.connect(args.kubeconfig, 4))
+    except Exception as e:  # noqa: BLE001 - any apiserver failure: one clear line
+        raise GraystepsError(f"could not read the cluster: {failure_reason(e)}; check --kubeconfig and retry",
+                             step=NAME) from e
+    if args.json:
+        print(json.dumps([r.to_dict() for r in rows], indent=2))
+    else:
+        print("\n".join(table(rows)))
+    changed = [r.service for r in rows if r.routes == CHANGED]
+    if changed:
+        raise GraystepsError(f"routes changed by hand (not what their strategy makes): {', '.join(changed)}; "
+                             "rerun `graysteps route` with the strategy shown, or inspect with `graysteps render --from`",
+                             step=NAME)
+    return 0
