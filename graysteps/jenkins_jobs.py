@@ -111,6 +111,15 @@ def job_specs(services: Sequence[str]) -> tuple[JobSpec, ...]:
             ),
             keep_builds=100,
         ),
+        JobSpec(
+            "fleet-status",
+            "Which services are in gray, on which strategy, at which version; red when routes were changed by hand.",
+            (
+                Parameter("string", "SERVICES", "Only these services, separated by commas or spaces; empty = all."),
+            ),
+            cron="H/15 * * * *",
+            keep_builds=200,
+        ),
     )
 
 

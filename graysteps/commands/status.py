@@ -16,10 +16,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--catalog", metavar="FILE", help="service catalog (default: $GRAYSTEPS_CATALOG, else ./catalog.yaml)")
     parser.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    parser.add_argument("--report", metavar="FILE", help="also write the rows as JSON here")
 
 
 def run(args) -> int:
     import json
+    from pathlib import Path
 
     from graysteps import fleet_rollback as fleet
     from graysteps.catalog import load_catalog
@@ -35,6 +37,11 @@ def run(args) -> int:
     except Exception as e:  # noqa: BLE001 - any apiserver failure: one clear line
         raise GraystepsError(f"could not read the cluster: {failure_reason(e)}; check --kubeconfig and retry",
                              step=NAME) from e
+    if args.report:
+        from graysteps.atomic_files import write_json_atomically
+
+        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomically(args.report, [r.to_dict() for r in rows], indent=2)
     if args.json:
         print(json.dumps([r.to_dict() for r in rows], indent=2))
     else:

@@ -3,7 +3,7 @@
 from tests.jenkins.cli import graysteps
 from tests.jenkins.conftest import TOKEN, USER
 
-JOBS = ["gray-release", "gray-traffic", "merge-release", "whitelist-sync", "emergency-rollback"]
+JOBS = ["gray-release", "gray-traffic", "merge-release", "whitelist-sync", "emergency-rollback", "fleet-status"]
 ENV = {"JENKINS_USER": USER, "JENKINS_TOKEN": TOKEN, "GRAYSTEPS_JOBS_REPO": "https://git.example.com/platform/graysteps.git"}
 
 
@@ -15,7 +15,7 @@ def test_first_sync_creates_every_job_with_its_rendered_config(fake_jenkins, tmp
     result = graysteps("jobs", "sync", "--url", fake_jenkins.url, env=ENV)
     assert result.returncode == 0, result.stderr
     assert lines(result.stdout)[:-1] == [["created", name] for name in JOBS]
-    assert result.stdout.splitlines()[-1] == f"jobs sync: Jenkins 2.479.3 at {fake_jenkins.url}: 5 created"
+    assert result.stdout.splitlines()[-1] == f"jobs sync: Jenkins 2.479.3 at {fake_jenkins.url}: {len(JOBS)} created"
     graysteps("jobs", "render", "--out", str(tmp_path), env=ENV)
     for name in JOBS:
         assert fake_jenkins.item(name).config == (tmp_path / name / "config.xml").read_text()
@@ -36,7 +36,7 @@ def test_a_changed_job_is_updated_and_only_that_one(fake_jenkins):
     result = graysteps("jobs", "sync", "--url", fake_jenkins.url, env=ENV)
     assert result.returncode == 0, result.stderr
     assert ["updated", "whitelist-sync"] in lines(result.stdout)
-    assert sum(1 for line in lines(result.stdout) if line[0] == "unchanged") == 4
+    assert sum(1 for line in lines(result.stdout) if line[0] == "unchanged") == len(JOBS) - 1
     assert "H/30 * * * *" in fake_jenkins.item("whitelist-sync").config
     assert [w for w in fake_jenkins.writes() if w[1].endswith("/config.xml")] == [("POST", "/job/whitelist-sync/config.xml")]
 

@@ -32,7 +32,7 @@ def fleet(kube, make_catalog):
     return catalog, cat
 
 
-def test_status_shows_each_services_strategy_routes_and_versions(kube, fleet):
+def test_status_shows_each_services_strategy_routes_and_versions(kube, fleet, tmp_path):
     catalog, cat = fleet
     done = run_cli("status", "--catalog", catalog, "--kubeconfig", kube.kubeconfig, "--json")
     assert done.returncode == 0, done.stderr
@@ -44,8 +44,10 @@ def test_status_shows_each_services_strategy_routes_and_versions(kube, fleet):
     assert rows["svc-a"]["prod"]["version"] == "1.4.1" and not rows["svc-a"]["prod"]["rolled_out"]
     assert rows["svc-b"]["gray"] == {"present": False, "version": "", "ready": "", "rolled_out": False, "message": ""}
 
-    text = run_cli("status", "--catalog", catalog, "--kubeconfig", kube.kubeconfig, "--service", "svc-a")
+    text = run_cli("status", "--catalog", catalog, "--kubeconfig", kube.kubeconfig, "--service", "svc-a",
+                   "--report", str(tmp_path / "reports" / "status.json"))
     assert text.returncode == 0, text.stderr
+    assert json.loads((tmp_path / "reports" / "status.json").read_text()) == [rows["svc-a"]]
     header, line = text.stdout.splitlines()
     assert header.split() == ["SERVICE", "STRATEGY", "ROUTES", "GRAY", "PROD", "VIRTUALSERVICE"]
     assert line.startswith("svc-a") and "1.4.2 2/2 ready" in line and "1.4.1 0/3 ready (rolling out)" in line

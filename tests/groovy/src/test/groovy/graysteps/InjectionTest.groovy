@@ -52,10 +52,12 @@ class InjectionTest extends GraystepsPipelineTest {
     }
 
     @Test
-    void grayRollbackRefusesNamesThatAreNotDns1123LabelsSoNoneCanPassForAFlag() {
-        ['--all', 'test-a; id', '$(id)', 'Test-A', '-x'].each { String bad ->
-            Throwable failure = failureOf { step('grayRollback', [services: ['test-a', bad]]) }
-            assert failure.message == "[grayRollback] '${bad}' is not a lowercase DNS-1123 name".toString()
+    void grayRollbackAndGrayStatusRefuseNamesThatAreNotDns1123LabelsSoNoneCanPassForAFlag() {
+        ['grayRollback', 'grayStatus'].each { String name ->
+            ['--all', '--json', 'test-a; id', '$(id)', 'Test-A', '-x'].each { String bad ->
+                Throwable failure = failureOf { step(name, [services: ['test-a', bad]]) }
+                assert failure.message == "[${name}] '${bad}' is not a lowercase DNS-1123 name".toString()
+            }
         }
         assert shellCalls.isEmpty()
     }

@@ -143,6 +143,25 @@ class PipelinesTest extends GraystepsPipelineTest {
     }
 
     @Test
+    void fleetStatusShowsEveryServiceOrAChosenSetAndKeepsTheReport() {
+        run('fleet-status', [SERVICES: ''])
+        run('fleet-status', [SERVICES: 'test-a, test-b'])
+        assert shellCalls.findAll { it.command }*.cliArgs == [['status', '--report=reports/status.json'],
+                                                             ['status', '--service', 'test-a', 'test-b', '--report=reports/status.json']]
+        assert !events.any { it.startsWith('lock') }  // read-only: never queues behind a release
+        assert events.contains('archive reports/**')
+        assert !calledProperties()
+    }
+
+    @Test
+    void fleetStatusFailsNamingTheRoutesChangedByHand() {
+        cli = { ShellCall c -> c.command == 'status' ? failWith(c, 'routes changed by hand (not what their strategy makes): test-b') : 0 }
+        Throwable failure = failureOf { run('fleet-status', [SERVICES: '']) }
+        assert failure.message == '[grayStatus] routes changed by hand (not what their strategy makes): test-b'
+        assert events.contains('archive reports/**')  // the report is still kept
+    }
+
+    @Test
     void theLibrarysOwnCiRunsTheTestCommand() {
         binding.setVariable('params', [:])
         runScript('Jenkinsfile')

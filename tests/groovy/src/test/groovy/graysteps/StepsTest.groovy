@@ -119,6 +119,15 @@ class StepsTest extends GraystepsPipelineTest {
     }
 
     @Test
+    void grayStatusShowsAllOrTheChosenServicesWithTheKubeconfigBound() {
+        step('grayStatus')
+        step('grayStatus', [services: ['test-a'], report: null])
+        assert shellCalls*.cliArgs == [['status', '--report=reports/status.json'], ['status', '--service', 'test-a']]
+        assert shellCalls.every { it.script == SCRIPT && it.env.KUBECONFIG == '/secrets/graysteps-kubeconfig' }
+        assert shellCalls.every { !it.env.containsKey('GRAYSTEPS_DB') }  // read-only: no database
+    }
+
+    @Test
     void grayRollbackNeedsExactlyOneOfAllAndServices() {
         assert failureOf { step('grayRollback', [:]) }.message.startsWith('[grayRollback] give either all: true or services')
         assert failureOf { step('grayRollback', [all: true, services: ['test-a']]) }.message.startsWith('[grayRollback] give either')
