@@ -236,6 +236,7 @@ class Demo:
         self.wait_routes_live(step)
         self.measure(step)
         self.verify(step, "whitelist")
+        self.graysteps(step, "status")  # what a release manager checks: who is in gray, on what, at which version
 
         for title, why, args, name in (
             ("Shift 20% of all traffic to gray", "The pilot looks good: a fifth of every request goes to gray.",
@@ -256,6 +257,7 @@ class Demo:
         self.wait_routes_live(step)
         self.measure(step)
         self.verify(step, "rollback")
+        self.graysteps(step, "status")
 
 
 def envoy_pid(state: dict) -> int | None:

@@ -45,6 +45,14 @@ def test_the_demo_releases_verifies_shifts_promotes_and_rolls_back_and_writes_it
     # the cookies came from the cookie service, which read the whitelist
     assert report["cookies"] == {"acme": "tenantGray=1", "globex": "tenantGray=1", "initech": "tenantGray=0"}
 
+    def status_line(title: str, service: str) -> list[str]:
+        run = next(c for c in steps[title]["commands"] if c["argv"] == ["status"])
+        return next(line.split() for line in run["output"].splitlines() if line.startswith(service + " "))
+
+    assert status_line("Release test-a 1.1.0 to gray for two tenants", "test-a")[:6] == [
+        "test-a", "whitelist", "as", "set", "1.1.0", "1/1"]
+    assert status_line("Emergency rollback", "test-a")[:4] == ["test-a", "rollback", "as", "set"]
+
     html = (out / "index.html").read_text()
     assert "<img src='traffic.png'" in html and "graysteps rollback --all" in html
     assert (out / "traffic.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
