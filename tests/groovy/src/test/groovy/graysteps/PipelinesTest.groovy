@@ -65,8 +65,9 @@ class PipelinesTest extends GraystepsPipelineTest {
     void grayTrafficPromoteAsksForConfirmationBeforeTakingTheLock() {
         run('gray-traffic', [SERVICE: 'test-b', STRATEGY: 'promote', GRAY_WEIGHT: '20', DRY_RUN: false])
         assert events.indexOf('input Send ALL traffic of test-b to gray?') < events.indexOf('lock graysteps-service-test-b')
-        assert commands() == ['route', 'verify']
+        assert commands() == ['route', 'verify', 'status']
         assert args('route') == ['route', '--service=test-b', '--strategy=promote']
+        assert args('status') == ['status', '--service', 'test-b', '--report=reports/status.json']
         assert !calledProperties()
     }
 
