@@ -395,20 +395,21 @@ def leave_replicas_to_autoscaler(api_client, deployment: dict, *, dry_run: bool 
         log(f"deployment/{meta['name']}: new, starts with {first} replicas; "
             f"HorizontalPodAutoscaler {name} scales it from then on")
         return {**deployment, "spec": {**deployment["spec"], "replicas": first}}, name
+    now = live["spec"].get("replicas", 1)
+    log(f"deployment/{meta['name']}: replicas left to HorizontalPodAutoscaler {name} (now {now})")
     if owns_replicas(live):
+        if dry_run:  # a dry-run handover is not kept: preview the outcome, the live count unchanged
+            return {**deployment, "spec": {**deployment["spec"], "replicas": now}}, name
         handover = {"apiVersion": "apps/v1", "kind": "Deployment",
                     "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
-                    "spec": {"replicas": live["spec"].get("replicas", 1)}}
+                    "spec": {"replicas": now}}
         try:
             apps.patch_namespaced_deployment(meta["name"], meta["namespace"], handover, field_manager=HANDOVER_MANAGER,
-                                             _content_type="application/apply-patch+yaml", _preload_content=False,
-                                             **({"dry_run": "All"} if dry_run else {}))
+                                             _content_type="application/apply-patch+yaml", _preload_content=False)
         except ApiException as e:
             if e.status != 409:
                 raise _api_error("handing replicas over to the autoscaler of", "Deployment", meta["namespace"],
                                  meta["name"], e) from e
-    log(f"deployment/{meta['name']}: replicas left to HorizontalPodAutoscaler {name} "
-        f"(now {live['spec'].get('replicas', 1)})")
     spec = {k: v for k, v in deployment["spec"].items() if k != "replicas"}
     return {**deployment, "spec": spec}, name
 

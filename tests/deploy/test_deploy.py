@@ -284,6 +284,20 @@ def test_a_count_graysteps_still_owns_is_handed_over_not_reset_to_one(api, fresh
 
 
 @pytest.mark.world
+def test_a_dry_run_under_an_autoscaler_previews_the_count_kept_and_changes_nothing(api, fresh_namespace, service_in):
+    spec = service_in("test-a", "unused-prod", fresh_namespace)
+    deploy(render_manifests(spec, "gray", "registry.example:5000/test-a:1.0", replicas=3), api_client=api)
+    make_autoscaler(api, fresh_namespace, "test-a")  # graysteps still owns the count
+    before = read(api, fresh_namespace, "test-a")
+    result = deploy(render_manifests(spec, "gray", "registry.example:5000/test-a:1.1", replicas=1), api_client=api,
+                    dry_run=True)
+    preview = result.objects[0].object
+    assert preview["spec"]["replicas"] == 3
+    assert preview["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example:5000/test-a:1.1"
+    assert read(api, fresh_namespace, "test-a")["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+
+
+@pytest.mark.world
 def test_a_new_deployment_under_an_autoscaler_starts_at_its_minimum(api, fresh_namespace, service_in):
     spec = service_in("test-a", "unused-prod", fresh_namespace)
     make_autoscaler(api, fresh_namespace, "test-a", min_replicas=3)
@@ -298,3 +312,27 @@ def test_without_an_autoscaler_deploy_sets_the_replica_count_given(api, fresh_na
     deploy(render_manifests(spec, "gray", "registry.example:5000/test-a:1.0", replicas=2), api_client=api)
     result = deploy(render_manifests(spec, "gray", "registry.example:5000/test-a:1.0", replicas=4), api_client=api)
     assert read(api, fresh_namespace, "test-a")["spec"]["replicas"] == 4 and result.autoscaler is None
+
+
+@pytest.mark.world
+def test_without_the_right_to_list_autoscalers_deploy_warns_and_sets_the_count_given(kube, api, fresh_namespace,
+                                                                                      service_in):
+    from graysteps.kube import api_client
+
+    rbac = client.RbacAuthorizationV1Api(api)
+    rbac.create_namespaced_role(fresh_namespace, {"metadata": {"name": "deployer"}, "rules": [
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "patch", "create"]},
+        {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "patch", "create"]},
+    ]}, _preload_content=False)  # no rule for autoscaling/horizontalpodautoscalers
+    rbac.create_namespaced_role_binding(fresh_namespace, {
+        "metadata": {"name": "deployer"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deployer"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "ci-deployer"}],
+    }, _preload_content=False)
+    make_autoscaler(api, fresh_namespace, "test-a")
+    spec = service_in("test-a", "unused-prod", fresh_namespace)
+    lines = []
+    with api_client(kube.user_kubeconfig("ci-deployer")) as narrow:
+        result = deploy(render_manifests(spec, "gray", "registry.example:5000/test-a:1.0", replicas=2), api_client=narrow,
+                        log=lines.append)
+    assert result.autoscaler is None and read(api, fresh_namespace, "test-a")["spec"]["replicas"] == 2
+    assert any(line.startswith(f"warning: may not list HorizontalPodAutoscalers in {fresh_namespace} (403)") for line in lines)
