@@ -18,7 +18,8 @@ is down never delays taking traffic off gray:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Iterator
 
 from graysteps.errors import GraystepsError
 
@@ -36,24 +37,30 @@ def _subject(plan: "Plan") -> str:
     return f"plan {plan.name}"
 
 
-def _write(db_url: str | None, step: str = "release", *, before: Callable[[Any], Any] | None = None,
-           **row: Any) -> tuple[dict, Any]:
-    """Write one audit row; (the row, what `before(store)` returned, read first in the same open)."""
+@contextmanager
+def _audit_store(db_url: str | None, action: str, step: str) -> Iterator[Any]:
+    """The audit database, open; a database error becomes one GraystepsError naming `action`."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from graysteps.whitelist.audit import record_audit
     from graysteps.whitelist.store import open_store
 
     store = None
     try:
         store = open_store(db_url)
-        earlier = before(store) if before else None
-        return record_audit(store, **row), earlier
+        yield store
     except SQLAlchemyError as e:
-        raise GraystepsError(f"could not write the audit record ({row['action']}): {str(e).splitlines()[0]}", step=step) from e
+        raise GraystepsError(f"could not write the audit record ({action}): {str(e).splitlines()[0]}", step=step) from e
     finally:
         if store is not None:
             store.close()
+
+
+def _write(db_url: str | None, step: str = "release", **row: Any) -> dict:
+    """Write one audit row; returns it."""
+    from graysteps.whitelist.audit import record_audit
+
+    with _audit_store(db_url, row["action"], step) as store:
+        return record_audit(store, **row)
 
 
 def record_plan_start(plan: "Plan", *, actor: str, db_url: str | None = None) -> "AuditRecord | None":
@@ -62,16 +69,14 @@ def record_plan_start(plan: "Plan", *, actor: str, db_url: str | None = None) ->
     Returns the plan's previous `release.started` row when no `release.finished`
     followed it (that run was killed, or is still running), else None.
     """
-    from graysteps.whitelist.audit import read_audit
-
-    def unfinished(store) -> "AuditRecord | None":
-        last = read_audit(store, subject=_subject(plan), action_prefix="release.", limit=1)
-        return last[0] if last and last[0].action == STARTED else None
+    from graysteps.whitelist.audit import read_audit, record_audit
 
     detail = {"file": plan.path, "sha256": plan.sha256, "services": plan.summary()}
-    _, earlier = _write(db_url, action=STARTED, subject=_subject(plan), actor=actor, reason=plan.description or None,
-                        detail=detail, before=unfinished)
-    return earlier
+    with _audit_store(db_url, STARTED, "release") as store:
+        last = read_audit(store, subject=_subject(plan), action_prefix="release.", limit=1)
+        record_audit(store, action=STARTED, subject=_subject(plan), actor=actor, reason=plan.description or None,
+                     detail=detail)
+    return last[0] if last and last[0].action == STARTED else None
 
 
 def record_plan_run(result: "PlanResult", *, db_url: str | None = None) -> dict:
@@ -83,7 +88,7 @@ def record_plan_run(result: "PlanResult", *, db_url: str | None = None) -> dict:
         actor=result.actor,
         reason=result.result,
         detail=result.to_dict(),
-    )[0]
+    )
 
 
 def record_rollback(result: "FleetRollbackResult", *, selection: str, actor: str, db_url: str) -> dict:
@@ -96,4 +101,4 @@ def record_rollback(result: "FleetRollbackResult", *, selection: str, actor: str
         actor=actor,
         reason="succeeded" if result.ok else "failed",
         detail=result.to_dict(),
-    )[0]
+    )

@@ -312,7 +312,9 @@ def validate_settings(settings: ProbeSettings) -> None:
     from urllib.parse import urlsplit
 
     for flag, url in (("--gateway", settings.gateway), ("--gray-caller", settings.gray_caller)):
-        parts = urlsplit(url or "http://unset")
+        if url is None and flag == "--gray-caller":
+            continue  # optional: that probe is reported skipped
+        parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise InvalidInput(f"{flag} {url!r} is not allowed: use http://HOST[:PORT]")
     if not 0 < settings.tolerance < 50:

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from graysteps.commands._cluster_options import add_catalog_argument, add_kubeconfig_argument
+
 NAME = "deploy"
 HELP = "deploy a service's image to its prod or gray namespace (server-side apply), optionally wait for the rollout"
 
@@ -20,8 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds --wait waits at most (default 600)")
     parser.add_argument("--progress-deadline", type=int, default=600, metavar="SECONDS",
                         help="the Deployment's progressDeadlineSeconds (default 600)")
-    parser.add_argument("--catalog", metavar="FILE", help="catalog file (default $GRAYSTEPS_CATALOG or ./catalog.yaml)")
-    parser.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default $KUBECONFIG, ~/.kube/config, in-cluster)")
+    add_catalog_argument(parser)
+    add_kubeconfig_argument(parser)
     parser.add_argument("--create-namespace", action="store_true", help="create the namespace when it is missing")
     parser.add_argument("--build-record", metavar="FILE",
                         help="build record with the pushed digest (default .graysteps/build-<service>.json)")

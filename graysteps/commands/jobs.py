@@ -7,6 +7,8 @@ the user and API token from $JENKINS_USER / $JENKINS_TOKEN (never argv), and pri
 
 from __future__ import annotations
 
+from graysteps.commands._cluster_options import add_catalog_argument
+
 NAME = "jobs"
 HELP = "render or sync the Jenkins jobs (parameterized pipelines) graysteps ships"
 
@@ -24,8 +26,8 @@ def add_arguments(parser) -> None:
                                                      "else this checkout's origin, else the checkout itself)")
         p.add_argument("--branch", default="main", metavar="B", help="branch the jobs build from (default: main)")
         p.add_argument("--credentials-id", metavar="ID", help="Jenkins credentials id for the repository, if private")
-        p.add_argument("--catalog", metavar="FILE", help="catalog whose services the SERVICE choices offer "
-                                                         "(default: $GRAYSTEPS_CATALOG, else ./catalog.yaml)")
+        add_catalog_argument(p, "catalog whose services the SERVICE choices offer (default: $GRAYSTEPS_CATALOG, "
+                                "else ./catalog.yaml)")
 
 
 def _default_repo() -> str | None:

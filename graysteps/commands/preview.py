@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from graysteps.commands._cluster_options import add_catalog_argument
+
 NAME = "preview"
 HELP = "show where requests would land under a release plan, in a local real Envoy (no cluster)"
 
@@ -14,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tenants", metavar="A,B",
                         help="whitelisted tenants to show (they carry the catalog's gray cookie); "
                              "default: one generic whitelisted tenant")
-    parser.add_argument("--catalog", metavar="FILE", help="service catalog (default: $GRAYSTEPS_CATALOG, else ./catalog.yaml)")
+    add_catalog_argument(parser)
     parser.add_argument("--requests", type=int, default=200, metavar="N",
                         help="requests per kind of caller (default 200; weights are shown as observed shares)")
     parser.add_argument("--no-forward-cookie", action="store_true",

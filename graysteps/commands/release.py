@@ -8,6 +8,8 @@ result) in the audit table and, on request, as JSON and JUnit files.
 
 from __future__ import annotations
 
+from graysteps.commands._cluster_options import add_catalog_argument, add_kubeconfig_argument
+
 NAME = "release"
 HELP = "apply a release plan (several services and their strategies) all-or-nothing"
 
@@ -15,8 +17,8 @@ HELP = "apply a release plan (several services and their strategies) all-or-noth
 def add_arguments(parser) -> None:
     parser.add_argument("--plan", required=True, metavar="FILE", help="plan file (YAML): services and their strategies")
     parser.add_argument("--dry-run", action="store_true", help="check every change with the apiserver's dry run; write nothing")
-    parser.add_argument("--catalog", metavar="FILE", help="service catalog (default: $GRAYSTEPS_CATALOG, else ./catalog.yaml)")
-    parser.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+    add_catalog_argument(parser)
+    add_kubeconfig_argument(parser)
     parser.add_argument("--db", metavar="URL", help="audit database (default: $GRAYSTEPS_DB, else the default SQLite file)")
     parser.add_argument("--actor", metavar="NAME", help="who runs the plan, for the audit record (default: $BUILD_USER_ID, else $USER)")
     parser.add_argument("--report", metavar="FILE", help="write the outcome as JSON here")

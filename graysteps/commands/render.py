@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 
+from graysteps.commands._cluster_options import add_catalog_argument
+
 NAME = "render"
 HELP = "print the VirtualService a strategy produces (YAML on stdout; no cluster)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--catalog", metavar="FILE", help="service catalog (default: $GRAYSTEPS_CATALOG, else ./catalog.yaml)")
+    add_catalog_argument(parser)
     parser.add_argument("--service", required=True, help="service name from the catalog, e.g. test-a")
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--strategy", metavar="STRATEGY",

@@ -12,6 +12,8 @@ database layer or a database outage never delays it (graysteps/release_record.py
 
 from __future__ import annotations
 
+from graysteps.commands._cluster_options import add_catalog_argument, add_kubeconfig_argument
+
 NAME = "rollback"
 HELP = "roll services back to prod (all traffic to prod), in parallel"
 
@@ -21,8 +23,8 @@ def add_arguments(parser) -> None:
     which.add_argument("--all", action="store_true", help="every service graysteps manages (catalog + managed VirtualServices)")
     which.add_argument("--service", nargs="+", metavar="S", help="these catalog services")
     parser.add_argument("--namespace", nargs="+", default=[], metavar="NS", help="only services whose VirtualService is in these namespaces")
-    parser.add_argument("--catalog", metavar="FILE", help="service catalog (default: $GRAYSTEPS_CATALOG, else ./catalog.yaml)")
-    parser.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+    add_catalog_argument(parser)
+    add_kubeconfig_argument(parser)
     parser.add_argument("--workers", type=int, default=16, metavar="N", help="services rolled back at once (1-64, default 16)")
     parser.add_argument("--dry-run", action="store_true", help="send every write as the apiserver's dry run; change nothing")
     parser.add_argument("--report", metavar="FILE", help="write each service's outcome as JSON here")

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 
+from graysteps.commands._cluster_options import add_catalog_argument, add_kubeconfig_argument
+
 NAME = "route"
 HELP = "apply a routing strategy to a service's VirtualService (creates it if missing)"
 
@@ -23,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="whitelist, weight, balanced, linked, promote or rollback")
     parser.add_argument("--weight", metavar="N", help="gray share in percent (0-100), with --strategy weight")
     parser.add_argument("--dry-run", action="store_true", help="print the diff; the apiserver validates, nothing is stored")
-    parser.add_argument("--catalog", metavar="FILE", help="service catalog (default: $GRAYSTEPS_CATALOG, else ./catalog.yaml)")
-    parser.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+    add_catalog_argument(parser)
+    add_kubeconfig_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,14 +7,16 @@ live routes still match it, and the version and readiness of its gray and prod D
 
 from __future__ import annotations
 
+from graysteps.commands._cluster_options import add_catalog_argument, add_kubeconfig_argument
+
 NAME = "status"
 HELP = "show each service's traffic strategy and its gray and prod versions (read-only)"
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--service", nargs="+", metavar="S", help="only these catalog services (default: all)")
-    parser.add_argument("--catalog", metavar="FILE", help="service catalog (default: $GRAYSTEPS_CATALOG, else ./catalog.yaml)")
-    parser.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+    add_catalog_argument(parser)
+    add_kubeconfig_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     parser.add_argument("--report", metavar="FILE", help="also write the rows as JSON here")
 

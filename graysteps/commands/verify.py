@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from graysteps.commands._cluster_options import add_catalog_argument, add_kubeconfig_argument
+
 NAME = "verify"
 HELP = "verify a release: rollouts, the live VirtualService, and probes through the gateway; writes JUnit XML"
 
@@ -18,8 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="http://HOST[:PORT] whose requests leave as a gray workload (its sidecar's outbound); "
                              "probes `linked` from the gray side")
     parser.add_argument("--junit", metavar="FILE", help="write the checks as JUnit XML (Jenkins `junit` step)")
-    parser.add_argument("--catalog", metavar="FILE", help="catalog file (default $GRAYSTEPS_CATALOG or ./catalog.yaml)")
-    parser.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default $KUBECONFIG, ~/.kube/config, in-cluster)")
+    add_catalog_argument(parser)
+    add_kubeconfig_argument(parser)
     parser.add_argument("--env", action="append", choices=("prod", "gray"),
                         help="only check this environment's rollout (repeatable; default both)")
     parser.add_argument("--rollout-timeout", type=float, default=0.0, metavar="SECONDS",

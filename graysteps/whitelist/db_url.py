@@ -44,7 +44,7 @@ def check_db_url(url: str) -> str:
     Messages name the scheme only: the rest of a URL may hold a password.
     """
     scheme, separator, rest = url.partition("://")
-    backend = scheme.split("+", 1)[0].lower()
+    backend = scheme.split("+", 1)[0]  # case-sensitive, as SQLAlchemy reads it
     if not separator or not scheme.replace("+", "").replace("_", "").isalnum():
         raise InvalidInput(f"--db: that is not a database URL; {URL_FORMS}")
     if backend not in BACKENDS:

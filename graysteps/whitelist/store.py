@@ -53,16 +53,14 @@ def create_store_engine(url: str) -> Engine:
         parsed = make_url(url)
     except ArgumentError as e:
         raise InvalidInput(f"--db {shown_url(url)!r} is not a database URL; {URL_FORMS}") from e
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
+    if parsed.get_backend_name() == "sqlite":
         engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
         _sqlite_transactions(engine)
         return engine
-    if backend in ("mysql", "mariadb"):
-        if "charset" not in parsed.query:
-            parsed = parsed.update_query_dict({"charset": "utf8mb4"})
-        return create_engine(parsed, isolation_level="READ COMMITTED", pool_pre_ping=True, pool_recycle=3600)
-    raise InvalidInput(f"--db {shown_url(url)!r}: unsupported database {backend!r}; use sqlite or mysql+pymysql")
+    # MySQL or MariaDB: check_db_url lets no other backend through
+    if "charset" not in parsed.query:
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    return create_engine(parsed, isolation_level="READ COMMITTED", pool_pre_ping=True, pool_recycle=3600)
 
 
 def _sqlite_transactions(engine: Engine) -> None:

@@ -231,6 +231,11 @@ def test_bad_deploy_input_is_refused_before_any_cluster_call(args, named, tmp_pa
     assert_refused(done, named)
 
 
+def deploy_gray(api, spec, tag: str, replicas: int, **kw):
+    """Deploy test-a:`tag` to gray with `replicas`."""
+    return deploy(render_manifests(spec, "gray", f"registry.example:5000/test-a:{tag}", replicas=replicas), api_client=api, **kw)
+
+
 def make_autoscaler(api, namespace: str, deployment: str, min_replicas: int = 2, max_replicas: int = 10) -> None:
     client.AutoscalingV2Api(api).create_namespaced_horizontal_pod_autoscaler(namespace, {
         "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
@@ -252,45 +257,43 @@ def scale_as_the_autoscaler_does(api, namespace: str, deployment: str, replicas:
 @pytest.mark.world
 def test_a_release_never_scales_back_a_deployment_its_autoscaler_scaled(api, fresh_namespace, service_in):
     spec = service_in("test-a", "unused-prod", fresh_namespace)
-    deploy(render_manifests(spec, "gray", "registry.example:5000/test-a:1.0", replicas=2), api_client=api)
+    deploy_gray(api, spec, "1.0", 2)
     make_autoscaler(api, fresh_namespace, "test-a")
     scale_as_the_autoscaler_does(api, fresh_namespace, "test-a", 7)
     lines = []
-    result = deploy(render_manifests(spec, "gray", "registry.example:5000/test-a:1.1", replicas=2), api_client=api,
-                    log=lines.append)
+    result = deploy_gray(api, spec, "1.1", 2, log=lines.append)
     dep = read(api, fresh_namespace, "test-a")
     assert dep["spec"]["replicas"] == 7
     assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example:5000/test-a:1.1"
     assert result.autoscaler == "test-a-hpa" and result.to_json()["autoscaler"] == "test-a-hpa"
     assert "deployment/test-a: replicas left to HorizontalPodAutoscaler test-a-hpa (now 7)" in lines
     scale_as_the_autoscaler_does(api, fresh_namespace, "test-a", 4)  # and it keeps scaling freely
-    deploy(render_manifests(spec, "gray", "registry.example:5000/test-a:1.2", replicas=2), api_client=api)
+    deploy_gray(api, spec, "1.2", 2)
     assert read(api, fresh_namespace, "test-a")["spec"]["replicas"] == 4
 
 
 @pytest.mark.world
 def test_a_count_graysteps_still_owns_is_handed_over_not_reset_to_one(api, fresh_namespace, service_in):
     spec = service_in("test-a", "unused-prod", fresh_namespace)
-    deploy(render_manifests(spec, "gray", "registry.example:5000/test-a:1.0", replicas=3), api_client=api)
+    deploy_gray(api, spec, "1.0", 3)
     make_autoscaler(api, fresh_namespace, "test-a")  # it has not scaled anything yet
-    deploy(render_manifests(spec, "gray", "registry.example:5000/test-a:1.1", replicas=1), api_client=api)
+    deploy_gray(api, spec, "1.1", 1)
     dep = read(api, fresh_namespace, "test-a")
     assert dep["spec"]["replicas"] == 3
     owners = {m["manager"] for m in dep["metadata"]["managedFields"] if "f:replicas" in m.get("fieldsV1", {}).get("f:spec", {})}
     assert owners == {"graysteps-handover-to-hpa"}  # graysteps let go of it
     scale_as_the_autoscaler_does(api, fresh_namespace, "test-a", 6)
-    deploy(render_manifests(spec, "gray", "registry.example:5000/test-a:1.2", replicas=1), api_client=api)
+    deploy_gray(api, spec, "1.2", 1)
     assert read(api, fresh_namespace, "test-a")["spec"]["replicas"] == 6
 
 
 @pytest.mark.world
 def test_a_dry_run_under_an_autoscaler_previews_the_count_kept_and_changes_nothing(api, fresh_namespace, service_in):
     spec = service_in("test-a", "unused-prod", fresh_namespace)
-    deploy(render_manifests(spec, "gray", "registry.example:5000/test-a:1.0", replicas=3), api_client=api)
+    deploy_gray(api, spec, "1.0", 3)
     make_autoscaler(api, fresh_namespace, "test-a")  # graysteps still owns the count
     before = read(api, fresh_namespace, "test-a")
-    result = deploy(render_manifests(spec, "gray", "registry.example:5000/test-a:1.1", replicas=1), api_client=api,
-                    dry_run=True)
+    result = deploy_gray(api, spec, "1.1", 1, dry_run=True)
     preview = result.objects[0].object
     assert preview["spec"]["replicas"] == 3
     assert preview["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example:5000/test-a:1.1"
@@ -301,7 +304,7 @@ def test_a_dry_run_under_an_autoscaler_previews_the_count_kept_and_changes_nothi
 def test_a_new_deployment_under_an_autoscaler_starts_at_its_minimum(api, fresh_namespace, service_in):
     spec = service_in("test-a", "unused-prod", fresh_namespace)
     make_autoscaler(api, fresh_namespace, "test-a", min_replicas=3)
-    deploy(render_manifests(spec, "gray", "registry.example:5000/test-a:1.0", replicas=1), api_client=api)
+    deploy_gray(api, spec, "1.0", 1)
     assert read(api, fresh_namespace, "test-a")["spec"]["replicas"] == 3
 
 
@@ -309,8 +312,8 @@ def test_a_new_deployment_under_an_autoscaler_starts_at_its_minimum(api, fresh_n
 def test_without_an_autoscaler_deploy_sets_the_replica_count_given(api, fresh_namespace, service_in):
     spec = service_in("test-a", "unused-prod", fresh_namespace)
     make_autoscaler(api, fresh_namespace, "test-b")  # scales another Deployment
-    deploy(render_manifests(spec, "gray", "registry.example:5000/test-a:1.0", replicas=2), api_client=api)
-    result = deploy(render_manifests(spec, "gray", "registry.example:5000/test-a:1.0", replicas=4), api_client=api)
+    deploy_gray(api, spec, "1.0", 2)
+    result = deploy_gray(api, spec, "1.0", 4)
     assert read(api, fresh_namespace, "test-a")["spec"]["replicas"] == 4 and result.autoscaler is None
 
 
@@ -332,7 +335,6 @@ def test_without_the_right_to_list_autoscalers_deploy_warns_and_sets_the_count_g
     spec = service_in("test-a", "unused-prod", fresh_namespace)
     lines = []
     with api_client(kube.user_kubeconfig("ci-deployer")) as narrow:
-        result = deploy(render_manifests(spec, "gray", "registry.example:5000/test-a:1.0", replicas=2), api_client=narrow,
-                        log=lines.append)
+        result = deploy_gray(narrow, spec, "1.0", 2, log=lines.append)
     assert result.autoscaler is None and read(api, fresh_namespace, "test-a")["spec"]["replicas"] == 2
     assert any(line.startswith(f"warning: may not list HorizontalPodAutoscalers in {fresh_namespace} (403)") for line in lines)

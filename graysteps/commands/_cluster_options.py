@@ -1,0 +1,16 @@
+"""Options shared by the commands that read the catalog or talk to the cluster (no heavy imports here)."""
+
+from __future__ import annotations
+
+import argparse
+
+CATALOG_HELP = "service catalog (default: $GRAYSTEPS_CATALOG, else ./catalog.yaml)"
+KUBECONFIG_HELP = "kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)"
+
+
+def add_catalog_argument(parser: argparse.ArgumentParser, help: str = CATALOG_HELP) -> None:
+    parser.add_argument("--catalog", metavar="FILE", help=help)
+
+
+def add_kubeconfig_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kubeconfig", metavar="FILE", help=KUBECONFIG_HELP)
