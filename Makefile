@@ -8,6 +8,7 @@ setup:
 	bash tools/setup.sh
 
 test: setup
+	$(PY) -m importlinter.cli 2>/dev/null || lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Without the real servers (tests marked `world`): for quick local runs only; CI runs `test`.
@@ -22,8 +23,7 @@ bench: setup
 	  [ -e "$$f" ] || continue; echo "== $$f"; $(PY) "$$f" || failed="$$failed $$f"; \
 	done; if [ -n "$$failed" ]; then echo "make bench: failed:$$failed" >&2; exit 1; fi
 
-# The main job on a fresh machine: a gray release in a local sandbox (graysteps/demo.py).
-# The first run builds the control plane (about 7 min on 2 cores, with progress); writes reports/demo/index.html.
+# The main job on a fresh machine: a gray release in a local sandbox (lab/graysteps_lab/demo.py).
+# setup builds the control plane and Istio the first time; writes reports/demo/index.html.
 demo: setup
-	@$(PY) -c 'import matplotlib' 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check -e '.[demo]'
-	$(PY) -m graysteps.demo
+	$(PY) -m graysteps_lab.demo

@@ -1,4 +1,4 @@
-"""Requests/s through a real Envoy: a naive Python client vs graysteps.probe.
+"""Requests/s through a real Envoy: a naive Python client vs graysteps.adapters.probe.
 
 Same run, same Envoy, same backends. The naive client is what one writes
 first: one keep-alive http.client connection, Nagle left on, one request after
@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from graysteps.envoy_config import ListenerSpec, translate  # noqa: E402
-from graysteps.probe import probe  # noqa: E402
-from graysteps.testworld.backend import Backend  # noqa: E402
-from graysteps.testworld.envoy import Envoy  # noqa: E402
-from graysteps.testworld.ports import free_port  # noqa: E402
+from graysteps_lab.envoy_config import ListenerSpec, translate  # noqa: E402
+from graysteps.adapters.probe import probe  # noqa: E402
+from graysteps_lab.world.backend import Backend  # noqa: E402
+from graysteps_lab.world.envoy import Envoy  # noqa: E402
+from graysteps_lab.world.ports import free_port  # noqa: E402
 
 
 def naive(port: int, host: str, n: int) -> float:

@@ -3,7 +3,7 @@
     python bench/rollback.py [--sizes 60,600] [--repeat 3] [--workers 16]
 
 Starts its own real control plane (etcd + kube-apiserver with Istio's CRDs,
-graysteps.testworld.kube), then for each size N:
+graysteps_lab.world.kube), then for each size N:
   1. writes a catalog of N services and puts each one's VirtualService on the
      whitelist strategy (gray routes present);
   2. times the whole command `graysteps rollback --all` (a new process: Python
@@ -35,7 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from graysteps.testworld.kube import KubeWorld  # noqa: E402
+from graysteps_lab.world.kube import KubeWorld  # noqa: E402
 
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 GOALS = {60: 1.0, 600: 5.0}
@@ -44,7 +44,7 @@ MIN_RATIO = 10.0
 
 def write_catalog(path: Path, names: list[str], prod_ns: str, gray_ns: str) -> None:
     """A catalog with `names`, every VirtualService in `prod_ns` (namespace layout)."""
-    from graysteps.testworld.fleet import write_catalog as write
+    from graysteps_lab.world.fleet import write_catalog as write
 
     write(path, names, prod_ns=prod_ns, gray_ns=gray_ns)
 
@@ -54,10 +54,10 @@ def seed_gray(api, catalog_path: Path, workers: int = 16) -> None:
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
-    from graysteps.catalog import load_catalog
-    from graysteps.fleet_rollback import catalog_services
+    from graysteps.model.catalog import load_catalog
+    from graysteps.steps.rollback import catalog_services
     from graysteps.routing.operations import apply_strategy
-    from graysteps.routing.strategy import parse_strategy
+    from graysteps.model.strategy import parse_strategy
 
     objects = client.CustomObjectsApi(api)
     whitelist = parse_strategy("whitelist", None)
@@ -82,8 +82,8 @@ def prod_only_count(api, catalog_path: Path) -> tuple[int, int]:
     """(services whose VirtualService sends everything to prod, services)."""
     from kubernetes import client
 
-    from graysteps.catalog import load_catalog
-    from graysteps.fleet_rollback import catalog_services
+    from graysteps.model.catalog import load_catalog
+    from graysteps.steps.rollback import catalog_services
 
     services = catalog_services(load_catalog(str(catalog_path)))
     ns = services[0].vs_namespace
@@ -115,8 +115,8 @@ def time_graysteps(catalog: Path, kubeconfig: str, workers: int, audit_db: str |
 
 def time_kubectl_loop(catalog: Path, kubeconfig: str) -> float:
     """One `kubectl patch` per service, one after the other, as a shell loop would."""
-    from graysteps.catalog import load_catalog
-    from graysteps.fleet_rollback import catalog_services
+    from graysteps.model.catalog import load_catalog
+    from graysteps.steps.rollback import catalog_services
 
     services = catalog_services(load_catalog(str(catalog)))
     commands = []

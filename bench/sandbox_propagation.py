@@ -23,10 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from graysteps.sandbox import control  # noqa: E402
-from graysteps.sandbox.client import seconds_until_profile  # noqa: E402
-from graysteps.sandbox.state import SandboxDir  # noqa: E402
-from graysteps.testworld.mesh import LocalMesh  # noqa: E402
+from graysteps_lab.sandbox import control  # noqa: E402
+from graysteps_lab.sandbox.client import seconds_until_profile  # noqa: E402
+from graysteps_lab.sandbox.state import SandboxDir  # noqa: E402
+from graysteps_lab.world.mesh import LocalMesh  # noqa: E402
 
 
 def virtual_service(profile: str) -> dict:
@@ -50,7 +50,7 @@ def baseline(patches: int, workdir: Path) -> list[float]:
 def through_apiserver(patches: int, sandbox: SandboxDir) -> list[float]:
     from kubernetes import client
 
-    from graysteps.kube import api_client
+    from graysteps.adapters.kube.client import api_client
 
     state = sandbox.read_state()
     out = []

@@ -1,7 +1,7 @@
 """How fast does `graysteps verify` prove a 20 % split within ±5 points at 99 %?
 
 Real Envoy on loopback, routing a VirtualService with gray 20 / prod 80
-(translated by graysteps.envoy_config) to graysteps' prod and gray backends.
+(translated by graysteps_lab.envoy_config) to graysteps' prod and gray backends.
 Measured in the same run, as the baseline: a naive Python keep-alive client
 (one http.client connection, Nagle on, one request after the other) through
 the same Envoy.
@@ -22,8 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.probe_throughput import naive  # noqa: E402 (the same naive client as the throughput bench)
-from graysteps.testworld.mesh import LocalMesh  # noqa: E402
-from graysteps.verify import ProbeSettings, check_share  # noqa: E402
+from graysteps_lab.world.mesh import LocalMesh  # noqa: E402
+from graysteps.steps.verify import ProbeSettings, check_share  # noqa: E402
 
 HOST = "test-a"
 GOAL_SECONDS = 2.0

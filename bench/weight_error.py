@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from graysteps.testworld.mesh import LocalMesh  # noqa: E402
+from graysteps_lab.world.mesh import LocalMesh  # noqa: E402
 from tests.dataplane.virtual_services import strategy_vs  # noqa: E402
 
 

@@ -4,7 +4,7 @@ cookie decisions per second; cookie service HTTP latency.
     python bench/whitelist_sync.py [--tenants 1000000] [--changes 10000] [--repeat 5]
                                    [--db-url URL --admin-url URL]   # else starts its own MariaDB
 
-Starts a private MariaDB (graysteps.testworld.mariadb; innodb_buffer_pool_size
+Starts a private MariaDB (graysteps_lab.world.mariadb; innodb_buffer_pool_size
 raised to 512 MiB for 1M rows, the same for both sides), writes a source file
 of N tenant ids, then `repeat` times:
   1. baseline: `LOAD DATA LOCAL INFILE` of that file into an empty copy of the
@@ -43,9 +43,9 @@ sys.path.insert(0, str(REPO))
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from graysteps.whitelist.server import CookieService  # noqa: E402
-from graysteps.whitelist.store import open_store  # noqa: E402
-from graysteps.whitelist.sync import sync_from  # noqa: E402
+from graysteps.steps.cookie_service import CookieService  # noqa: E402
+from graysteps.adapters.db.store import open_store  # noqa: E402
+from graysteps.steps.whitelist import sync_from  # noqa: E402
 
 FULL_GOAL_S = 30.0
 RATIO_GOAL = 2.0
@@ -178,7 +178,7 @@ def main() -> int:
         if args.db_url:
             db_url, admin_url = args.db_url, args.admin_url
         else:
-            from graysteps.testworld.mariadb import MariaDB
+            from graysteps_lab.world.mariadb import MariaDB
 
             server = MariaDB(workdir / "mariadb").start()
             db_url, admin_url = server.url, server.admin_url

@@ -22,12 +22,25 @@ from graysteps import __version__
 from graysteps.errors import GraystepsError
 
 
-def _command_modules():
-    import graysteps.commands as package
+PLUGIN_GROUP = "graysteps.commands"
 
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+
+def _command_modules():
+    """The product's commands (graysteps/commands/), then those that installed
+    distributions add through the `graysteps.commands` entry-point group (the
+    lab adds sandbox, demo and preview). Command modules import nothing heavy."""
+    import graysteps.commands as package
+    from importlib.metadata import entry_points
+
+    modules = {}
+    for info in pkgutil.iter_modules(package.__path__):
         if not info.name.startswith("_"):
-            yield importlib.import_module(f"graysteps.commands.{info.name}")
+            modules[info.name.replace("_", "-")] = importlib.import_module(f"graysteps.commands.{info.name}")
+    for entry in entry_points(group=PLUGIN_GROUP):
+        if entry.name not in modules:
+            modules[entry.name] = entry.load()
+    for name in sorted(modules):
+        yield modules[name]
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

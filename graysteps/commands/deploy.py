@@ -32,10 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from graysteps.catalog import load_catalog
-    from graysteps.build import parse_image
-    from graysteps.deploy import check_environment, deploy, pin_image, render_manifests
-    from graysteps.kube import api_client
+    from graysteps.model.catalog import load_catalog
+    from graysteps.steps.build import parse_image
+    from graysteps.steps.deploy import check_environment, deploy, pin_image, render_manifests
+    from graysteps.adapters.kube.client import api_client
 
     check_environment(args.env)
     spec = load_catalog(args.catalog).service(args.service)

@@ -51,7 +51,7 @@ def _source(args):
     import re
 
     from graysteps.errors import InvalidInput
-    from graysteps.jenkins_jobs import Source
+    from graysteps.adapters.jenkins.render import Source
 
     repo = args.repo or _default_repo()
     if not repo:
@@ -63,13 +63,13 @@ def _source(args):
 
 def _services(args) -> list[str]:
     """The catalog's services, for the SERVICE choices."""
-    from graysteps.catalog import load_catalog
+    from graysteps.model.catalog import load_catalog
 
     return load_catalog(args.catalog).names()
 
 
 def _render(args) -> int:
-    from graysteps.jenkins_jobs import write_all
+    from graysteps.adapters.jenkins.render import write_all
 
     for path in write_all(args.out, _source(args), _services(args)):
         print(f"wrote {path}")
@@ -94,9 +94,9 @@ def _sync(args) -> int:
     import jenkins
     import requests
 
-    from graysteps import jenkins_sync
+    from graysteps.adapters.jenkins import sync as jenkins_sync
     from graysteps.errors import GraystepsError, InvalidInput
-    from graysteps.jenkins_jobs import render_all
+    from graysteps.adapters.jenkins.render import render_all
 
     step = jenkins_sync.STEP
     if not re.match(r"https?://[^/\s]+", args.url):

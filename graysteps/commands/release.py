@@ -40,12 +40,12 @@ def run(args, *, after_write=None) -> int:
     """`after_write(step, outcome)` runs after each service's write (fault tests stop the apiserver there)."""
     import sys
 
-    from graysteps import plans
-    from graysteps.actor import check_actor
-    from graysteps.catalog import load_catalog
+    from graysteps.steps import release as plans
+    from graysteps.adapters.actor import check_actor
+    from graysteps.model.catalog import load_catalog
     from graysteps.errors import GraystepsError
-    from graysteps.kube import api_client
-    from graysteps.release_record import record_plan_run, record_plan_start
+    from graysteps.adapters.kube.client import api_client
+    from graysteps.adapters.audit.releases import record_plan_run, record_plan_start
 
     catalog = load_catalog(args.catalog)
     plan = plans.load_plan(args.plan, catalog)

@@ -41,11 +41,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def render_workload(args: argparse.Namespace) -> int:
-    """The Deployment and Service of `--service` in `--env` as multi-document YAML (graysteps.deploy)."""
+    """The Deployment and Service of `--service` in `--env` as multi-document YAML (graysteps.steps.deploy)."""
     import sys
 
-    from graysteps.catalog import load_catalog
-    from graysteps.deploy import check_environment, parse_replicas, render_manifests
+    from graysteps.model.catalog import load_catalog
+    from graysteps.steps.deploy import check_environment, parse_replicas, render_manifests
     from graysteps.errors import InvalidInput
 
     check_environment(args.env)
@@ -65,9 +65,9 @@ def render_virtual_service(args: argparse.Namespace) -> int:
 
     import yaml
 
-    from graysteps.catalog import load_catalog
+    from graysteps.model.catalog import load_catalog
     from graysteps.routing.operations import apply_strategy
-    from graysteps.routing.strategy import parse_strategy
+    from graysteps.model.strategy import parse_strategy
 
     from graysteps.errors import InvalidInput
 

@@ -37,11 +37,11 @@ def run(args) -> int:
     import os
     from pathlib import Path
 
-    from graysteps import fleet_rollback as fleet
-    from graysteps.actor import check_actor
-    from graysteps.catalog import load_catalog
+    from graysteps.steps import rollback as fleet
+    from graysteps.adapters.actor import check_actor
+    from graysteps.model.catalog import load_catalog
     from graysteps.errors import GraystepsError, InvalidInput
-    from graysteps.whitelist.db_url import DB_ENV, check_db_url
+    from graysteps.adapters.db.url import DB_ENV, check_db_url
 
     # Checked before the first write, without loading the database layer.
     actor = check_actor(args.actor)
@@ -58,7 +58,7 @@ def run(args) -> int:
         try:
             unmanaged = fleet.managed_outside_catalog(catalog, api, args.namespace)
         except Exception as e:  # noqa: BLE001 - the catalog services are still rolled back
-            from graysteps.plans import failure_reason
+            from graysteps.steps.release import failure_reason
 
             print(f"warning: could not look for managed VirtualServices outside the catalog: {failure_reason(e)}")
     result = fleet.rollback_fleet(services, api=api, workers=args.workers, dry_run=args.dry_run, unmanaged=unmanaged)
@@ -89,12 +89,12 @@ def run(args) -> int:
 def record(args, result, actor: str, audit_db: str | None) -> str:
     """Write the rollback's audit row, if there is an audit database; "" or what went wrong."""
     from graysteps.errors import GraystepsError
-    from graysteps.whitelist.db_url import DB_ENV
+    from graysteps.adapters.db.url import DB_ENV
 
     if not audit_db:
         print(f"rollback: not recorded in an audit table (no --db, no ${DB_ENV})")
         return ""
-    from graysteps.release_record import record_rollback
+    from graysteps.adapters.audit.releases import record_rollback
 
     selection = ["--all"] if args.all else list(args.service)
     if args.namespace:

@@ -30,10 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from graysteps.catalog import load_catalog
-    from graysteps.kube import api_client
-    from graysteps.routing.cluster import route
-    from graysteps.routing.strategy import parse_strategy
+    from graysteps.model.catalog import load_catalog
+    from graysteps.adapters.kube.client import api_client
+    from graysteps.adapters.kube.istio import route
+    from graysteps.model.strategy import parse_strategy
 
     strategy = parse_strategy(args.strategy, args.weight)
     service = load_catalog(args.catalog).service(args.service)

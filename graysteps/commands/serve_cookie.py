@@ -29,8 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from graysteps.errors import InvalidInput
-    from graysteps.whitelist.server import CookieServer, CookieService
-    from graysteps.whitelist.store import open_store
+    from graysteps.steps.cookie_service import CookieServer, CookieService
+    from graysteps.adapters.db.store import open_store
 
     if args.ttl < 0 or args.generation_check < 0:
         raise InvalidInput(f"--ttl {args.ttl} / --generation-check {args.generation_check}: use 0 or more seconds")

@@ -25,11 +25,11 @@ def run(args) -> int:
     import json
     from pathlib import Path
 
-    from graysteps import fleet_rollback as fleet
-    from graysteps.catalog import load_catalog
+    from graysteps.steps import rollback as fleet
+    from graysteps.model.catalog import load_catalog
     from graysteps.errors import GraystepsError
-    from graysteps.fleet_status import CHANGED, fleet_status, table
-    from graysteps.plans import failure_reason
+    from graysteps.steps.status import CHANGED, fleet_status, table
+    from graysteps.steps.release import failure_reason
 
     catalog = load_catalog(args.catalog)
     services = ([catalog.service(n) for n in dict.fromkeys(args.service)] if args.service
@@ -40,7 +40,7 @@ def run(args) -> int:
         raise GraystepsError(f"could not read the cluster: {failure_reason(e)}; check --kubeconfig and retry",
                              step=NAME) from e
     if args.report:
-        from graysteps.atomic_files import write_json_atomically
+        from graysteps.adapters.files import write_json_atomically
 
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
         write_json_atomically(args.report, [r.to_dict() for r in rows], indent=2)

@@ -38,10 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from graysteps.catalog import load_catalog
+    from graysteps.model.catalog import load_catalog
     from graysteps.errors import GraystepsError, InvalidInput
-    from graysteps.kube import api_client
-    from graysteps.verify import ProbeSettings, validate_settings, verify
+    from graysteps.adapters.kube.client import api_client
+    from graysteps.steps.verify import ProbeSettings, validate_settings, verify
 
     if args.gray_caller and not args.gateway:
         raise InvalidInput("--gray-caller needs --gateway: the probes run only with a gateway to probe through")

@@ -53,10 +53,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from graysteps.whitelist import entries, sync
-    from graysteps.actor import check_actor
-    from graysteps.whitelist.store import open_store
-    from graysteps.whitelist.tenants import validate_tenant_ids
+    from graysteps.adapters.db import entries
+    from graysteps.steps import whitelist as sync
+    from graysteps.adapters.actor import check_actor
+    from graysteps.adapters.db.store import open_store
+    from graysteps.model.tenants import validate_tenant_ids
 
     out = sys.stdout
     if args.action in ("add", "remove"):

@@ -25,10 +25,10 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from graysteps.errors import GraystepsError, InvalidInput
-from graysteps.routing.strategy import BALANCED, LINKED, PROMOTE, ROLLBACK, WEIGHT, WHITELIST, Strategy, from_label
+from graysteps.model.strategy import BALANCED, LINKED, PROMOTE, ROLLBACK, WEIGHT, WHITELIST, Strategy, from_label
 
 if TYPE_CHECKING:  # pragma: no cover
-    from graysteps.catalog import ServiceSpec
+    from graysteps.model.catalog import ServiceSpec
 
 GRAY_ROUTE_PREFIX = "graysteps-gray-"
 STRATEGY_ANNOTATION = "graysteps.io/strategy"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from graysteps.testworld.mesh import LocalMesh
+from graysteps_lab.world.mesh import LocalMesh
 from tests.dataplane.virtual_services import endpoint_key
 from tests.fixtures.failing import fail_loudly
 

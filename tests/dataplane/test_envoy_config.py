@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from graysteps.envoy_config import (
+from graysteps_lab.envoy_config import (
     ListenerSpec,
     TranslationError,
     UnsupportedField,

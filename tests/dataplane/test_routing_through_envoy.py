@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from graysteps.probe import by_path, probe
+from graysteps.adapters.probe import by_path, probe
 from tests.dataplane.virtual_services import endpoint_key, strategy_vs
 
 pytestmark = pytest.mark.world

@@ -8,10 +8,10 @@ import dataclasses
 from pathlib import Path
 from typing import Callable
 
-from graysteps.catalog import ServiceSpec, load_catalog
-from graysteps.envoy_config import destination_key
+from graysteps.model.catalog import ServiceSpec, load_catalog
+from graysteps_lab.envoy_config import destination_key
 from graysteps.routing.operations import apply_strategy
-from graysteps.routing.strategy import parse_strategy
+from graysteps.model.strategy import parse_strategy
 
 CATALOG = str(Path(__file__).resolve().parents[2] / "examples" / "catalog.yaml")
 SUBSETS_NAMESPACE = "shop"

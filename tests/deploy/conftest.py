@@ -23,8 +23,8 @@ def kube_with_workloads(tmp_path_factory):
     """A second control plane whose Deployments really roll out: kube-controller-manager,
     kube-scheduler and kwok (fake nodes) run against it. Separate from `kube`, where
     tests set Deployment status by hand and a controller would overwrite it."""
-    from graysteps.testworld.kube import KubeWorld
-    from graysteps.testworld.workloads import Workloads
+    from graysteps_lab.world.kube import KubeWorld
+    from graysteps_lab.world.workloads import Workloads
     from tests.fixtures.failing import fail_loudly
 
     workdir = tmp_path_factory.mktemp("kube-workloads")
@@ -52,7 +52,7 @@ def service_in():
     """service_in(name, prod_ns, gray_ns) -> the example catalog's ServiceSpec living in those namespaces."""
     import dataclasses
 
-    from graysteps.catalog import load_catalog
+    from graysteps.model.catalog import load_catalog
 
     catalog = load_catalog(EXAMPLE_CATALOG)
 

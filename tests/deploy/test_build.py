@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from graysteps.build import BuildRequest, build_image, parse_image, read_build_record, registry_auth, write_build_record
+from graysteps.steps.build import BuildRequest, build_image, parse_image, read_build_record, registry_auth, write_build_record
 from graysteps.errors import GraystepsError, InvalidInput
 from tests.deploy.conftest import argv_with, assert_refused
 
@@ -142,7 +142,7 @@ def test_a_failing_build_names_the_image_and_the_cause(podman, build_context):
 
 @pytest.mark.world
 def test_push_to_an_unreachable_registry_fails_clearly(podman, build_context):
-    from graysteps.testworld.ports import free_port
+    from graysteps_lab.world.ports import free_port
 
     with pytest.raises(GraystepsError) as caught:
         build_image(BuildRequest("test-a", str(build_context), "nowhere", registry=f"127.0.0.1:{free_port()}"),

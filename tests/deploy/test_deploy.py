@@ -16,8 +16,8 @@ import time
 import pytest
 from kubernetes import client
 
-from graysteps.build import BuildResult, write_build_record
-from graysteps.deploy import FIELD_MANAGER, RolloutStatus, deploy, render_manifests, wait_for_rollout
+from graysteps.steps.build import BuildResult, write_build_record
+from graysteps.steps.deploy import FIELD_MANAGER, RolloutStatus, deploy, render_manifests, wait_for_rollout
 from graysteps.errors import GraystepsError
 from tests.deploy.conftest import argv_with, assert_refused, rolled_out, set_deployment_status
 
@@ -320,7 +320,7 @@ def test_without_an_autoscaler_deploy_sets_the_replica_count_given(api, fresh_na
 @pytest.mark.world
 def test_without_the_right_to_list_autoscalers_deploy_warns_and_sets_the_count_given(kube, api, fresh_namespace,
                                                                                       service_in):
-    from graysteps.kube import api_client
+    from graysteps.adapters.kube.client import api_client
 
     rbac = client.RbacAuthorizationV1Api(api)
     rbac.create_namespaced_role(fresh_namespace, {"metadata": {"name": "deployer"}, "rules": [

@@ -9,7 +9,7 @@ import uuid
 import pytest
 from kubernetes import client
 
-from graysteps.deploy import deploy, render_manifests
+from graysteps.steps.deploy import deploy, render_manifests
 from graysteps.errors import GraystepsError
 
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from graysteps.sequential import Decision, ShareTest
+from graysteps.model.sequential import Decision, ShareTest
 
 
 def run(true_share: float, expected: float = 0.2, tolerance: float = 0.05, *, seed: int, batch: int = 100,

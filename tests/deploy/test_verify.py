@@ -11,12 +11,12 @@ import xml.etree.ElementTree as ElementTree
 import pytest
 from kubernetes import client
 
-from graysteps.deploy import deploy, render_manifests
-from graysteps.routing.cluster import route
+from graysteps.steps.deploy import deploy, render_manifests
+from graysteps.adapters.kube.istio import route
 from graysteps.routing.operations import apply_strategy
-from graysteps.routing.strategy import Strategy
-from graysteps.testworld.mesh import LocalMesh
-from graysteps.verify import FAILED, PASSED, SKIPPED, ProbeSettings, read_virtual_service, verify
+from graysteps.model.strategy import Strategy
+from graysteps_lab.world.mesh import LocalMesh
+from graysteps.steps.verify import FAILED, PASSED, SKIPPED, ProbeSettings, read_virtual_service, verify
 from tests.deploy.conftest import argv_with, assert_refused, catalog_with_namespaces, rolled_out, set_deployment_status
 from tests.dataplane.conftest import start_mesh  # noqa: F401 (fixture)
 
@@ -200,7 +200,7 @@ def test_cli_writes_junit_and_exits_non_zero_on_failure(release, start_gateway, 
     assert done.returncode == 1, done.stderr
     assert "graysteps verify: 1 of 4 checks failed for test-a: probe gray share 20% ± 5" in done.stderr
     suite = ElementTree.parse(junit).getroot().find("testsuite")
-    assert suite.get("name") == "graysteps.verify.test-a"
+    assert suite.get("name") == "graysteps.steps.verify.test-a"
     assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("4", "1", "0")
     cases = {c.get("name"): c for c in suite.findall("testcase")}
     share = cases["probe gray share 20% ± 5"]

@@ -7,8 +7,8 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from graysteps.catalog import load_catalog
-from graysteps.jenkins_jobs import Source, job_specs, render_job_xml
+from graysteps.model.catalog import load_catalog
+from graysteps.adapters.jenkins.render import Source, job_specs, render_job_xml
 from tests.jenkins.cli import EXAMPLE_CATALOG, ROOT, graysteps
 
 SOURCE = Source("https://git.example.com/platform/graysteps.git", "main", "git-read")
@@ -55,7 +55,7 @@ def test_the_jobs_use_choice_boolean_and_string_parameters():
 
 
 def test_service_choices_are_the_catalogs_services_in_catalog_order(tmp_path):
-    from graysteps.testworld.fleet import write_catalog
+    from graysteps_lab.world.fleet import write_catalog
 
     names = ["payments", "orders", "auth-center"]
     write_catalog(tmp_path / "catalog.yaml", names, prod_ns="prod", gray_ns="gray")

@@ -100,7 +100,7 @@ def test_bad_url_and_bad_folder_are_rejected_before_any_request(fake_jenkins):
 
 
 def test_an_unreachable_jenkins_fails_with_one_clear_line():
-    from graysteps.testworld.ports import free_port
+    from graysteps_lab.world.ports import free_port
 
     url = f"http://127.0.0.1:{free_port()}"  # nobody listens there, and no port-0 bind takes it meanwhile
     result = graysteps("jobs", "sync", "--url", url, env=ENV)
@@ -110,7 +110,7 @@ def test_an_unreachable_jenkins_fails_with_one_clear_line():
 
 
 def test_a_job_jenkins_refuses_stops_the_sync_naming_the_job_and_what_was_done(fake_jenkins, monkeypatch):
-    from graysteps import jenkins_jobs, jenkins_sync
+    from graysteps.adapters.jenkins import render as jenkins_jobs, sync as jenkins_sync
     from graysteps.errors import GraystepsError
 
     jobs = jenkins_jobs.render_all(jenkins_jobs.Source("https://git.example.com/g.git"), ["test-a", "test-b"])

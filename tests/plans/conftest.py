@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from graysteps.testworld.fleet import write_catalog
+from graysteps_lab.world.fleet import write_catalog
 
 REPO = Path(__file__).resolve().parents[2]
 PLANS = REPO / "examples" / "plans"

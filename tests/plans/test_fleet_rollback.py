@@ -26,7 +26,7 @@ def statuses(stdout: str) -> dict[str, str]:
 @pytest.fixture
 def fleet(kube, make_catalog):
     """Five catalog services: three on gray strategies, one on prod already, one without a VirtualService."""
-    from graysteps.catalog import load_catalog
+    from graysteps.model.catalog import load_catalog
 
     catalog = make_catalog(["svc-a", "svc-b", "svc-c", "svc-d", "svc-e"])
     cat = load_catalog(catalog)

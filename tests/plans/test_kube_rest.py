@@ -11,9 +11,9 @@ import sys
 import pytest
 import yaml
 
-from graysteps import fleet_rollback as fleet
-from graysteps.kube_rest import ClientRest, KubeRest, KubeRestError, connect
-from graysteps.routing.strategy import parse_strategy
+from graysteps.steps import rollback as fleet
+from graysteps.adapters.kube.rest import ClientRest, KubeRest, KubeRestError, connect
+from graysteps.model.strategy import parse_strategy
 from tests.plans.test_fleet_rollback import prod_only
 from tests.plans.test_release import get_vs, objects, put_vs
 
@@ -46,7 +46,7 @@ def exec_plugin_kubeconfig(kube, tmp_path) -> str:
 
 
 def test_the_lean_transport_writes_what_the_kubernetes_client_writes(kube, make_catalog):
-    from graysteps.catalog import load_catalog
+    from graysteps.model.catalog import load_catalog
 
     service = load_catalog(make_catalog(["svc-a"])).service("svc-a")
     results = {}
@@ -65,7 +65,7 @@ def test_the_lean_transport_writes_what_the_kubernetes_client_writes(kube, make_
 
 
 def test_a_write_raced_by_someone_else_falls_back_to_the_retrying_update(kube, make_catalog):
-    from graysteps.catalog import load_catalog
+    from graysteps.model.catalog import load_catalog
 
     service = load_catalog(make_catalog(["svc-a"])).service("svc-a")
     put_vs(kube, service, "whitelist")
@@ -88,7 +88,7 @@ def test_a_write_raced_by_someone_else_falls_back_to_the_retrying_update(kube, m
 
 
 def test_an_exec_plugin_kubeconfig_goes_through_the_kubernetes_client(kube, make_catalog, tmp_path):
-    from graysteps.catalog import load_catalog
+    from graysteps.model.catalog import load_catalog
 
     service = load_catalog(make_catalog(["svc-a"])).service("svc-a")
     put_vs(kube, service, "promote")

@@ -9,14 +9,14 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from graysteps.errors import InvalidInput
-from graysteps.plans import Plan, PlanResult, ServiceOutcome, load_plan, write_json_report, write_junit_report
-from graysteps.testworld.fleet import write_catalog
+from graysteps.steps.release import Plan, PlanResult, ServiceOutcome, load_plan, write_json_report, write_junit_report
+from graysteps_lab.world.fleet import write_catalog
 from tests.plans.conftest import EXAMPLE_CATALOG, PLANS
 
 
 @pytest.fixture
 def catalog():
-    from graysteps.catalog import load_catalog
+    from graysteps.model.catalog import load_catalog
 
     return load_catalog(str(EXAMPLE_CATALOG))
 
@@ -80,7 +80,7 @@ def test_a_missing_plan_file_says_so(catalog, tmp_path):
 
 
 def test_two_services_sharing_one_virtualservice_are_refused(tmp_path):
-    from graysteps.catalog import load_catalog
+    from graysteps.model.catalog import load_catalog
 
     path = tmp_path / "catalog.yaml"
     write_catalog(path, ["svc-a", "svc-b"], prod_ns="prod", gray_ns="gray", vs_names={"svc-b": "svc-a"})

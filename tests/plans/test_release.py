@@ -34,7 +34,7 @@ def get_vs(kube, service) -> dict | None:
 
 def put_vs(kube, service, strategy: str, weight: int | None = None) -> dict:
     from graysteps.routing.operations import apply_strategy
-    from graysteps.routing.strategy import parse_strategy
+    from graysteps.model.strategy import parse_strategy
 
     group, version = service.api_version.split("/", 1)
     body = apply_strategy(None, service, parse_strategy("rollback"))
@@ -45,8 +45,8 @@ def put_vs(kube, service, strategy: str, weight: int | None = None) -> dict:
 
 
 def audit_rows(db_url: str, action_prefix: str = "release."):
-    from graysteps.whitelist.audit import read_audit
-    from graysteps.whitelist.store import open_store
+    from graysteps.adapters.audit.records import read_audit
+    from graysteps.adapters.db.store import open_store
 
     return read_audit(open_store(db_url), action_prefix=action_prefix)
 
@@ -70,7 +70,7 @@ def release_in_process(capsys, *argv, after_write=None):
 
 
 def test_a_plan_sets_every_service_and_a_second_run_changes_nothing(kube, make_catalog, audit_db, tmp_path):
-    from graysteps.catalog import load_catalog
+    from graysteps.model.catalog import load_catalog
 
     catalog = make_catalog()
     argv = ["release", "--plan", str(PLANS / "scenario-3.yaml"), "--catalog", catalog, "--kubeconfig", kube.kubeconfig,
@@ -105,7 +105,7 @@ def test_a_plan_sets_every_service_and_a_second_run_changes_nothing(kube, make_c
 
 
 def test_dry_run_checks_with_the_apiserver_and_writes_nothing(kube, make_catalog, audit_db):
-    from graysteps.catalog import load_catalog
+    from graysteps.model.catalog import load_catalog
 
     catalog = make_catalog()
     done = run_cli("release", "--plan", str(PLANS / "scenario-2.yaml"), "--catalog", catalog,
@@ -127,7 +127,7 @@ def test_dry_run_checks_with_the_apiserver_and_writes_nothing(kube, make_catalog
     ("services:\n  - service: test-a\n    strategy: whitelist\n  - service: nosuch\n    strategy: rollback\n", "nosuch"),
 ])
 def test_a_bad_plan_changes_nothing_anywhere(kube, make_catalog, audit_db, tmp_path, plan_text, named):
-    from graysteps.catalog import load_catalog
+    from graysteps.model.catalog import load_catalog
 
     catalog = make_catalog()
     plan = write_plan(tmp_path, plan_text)
@@ -141,7 +141,7 @@ def test_a_bad_plan_changes_nothing_anywhere(kube, make_catalog, audit_db, tmp_p
 
 def test_a_service_the_apiserver_refuses_stops_the_plan_before_any_write(kube, make_catalog, audit_db, refuse_writes,
                                                                       profile_namespaces):
-    from graysteps.catalog import load_catalog
+    from graysteps.model.catalog import load_catalog
 
     catalog = make_catalog(["test-a", "test-b"])
     cat = load_catalog(catalog)
@@ -155,7 +155,7 @@ def test_a_service_the_apiserver_refuses_stops_the_plan_before_any_write(kube, m
 
 def test_when_a_later_service_fails_the_earlier_ones_are_put_back(kube, make_catalog, audit_db, refuse_writes,
                                                                   tmp_path, capsys):
-    from graysteps.catalog import load_catalog
+    from graysteps.model.catalog import load_catalog
 
     catalog = make_catalog(["test-a", "test-b", "test-c", "test-d"])
     cat = load_catalog(catalog)
@@ -189,7 +189,7 @@ def test_when_a_later_service_fails_the_earlier_ones_are_put_back(kube, make_cat
 
 
 def test_a_restore_never_overwrites_someone_elses_later_change(kube, make_catalog, audit_db, refuse_writes, tmp_path, capsys):
-    from graysteps.catalog import load_catalog
+    from graysteps.model.catalog import load_catalog
 
     catalog = make_catalog(["test-a", "test-b"])
     cat = load_catalog(catalog)

@@ -24,7 +24,7 @@ PLAN = ("plan: three\ndescription: three services at once\nservices:\n"
 
 def test_apiserver_killed_after_the_first_write_is_reported_and_a_rerun_converges(
         kube, make_catalog, audit_db, tmp_path, capsys):
-    from graysteps.catalog import load_catalog
+    from graysteps.model.catalog import load_catalog
     from graysteps.commands import release
 
     catalog = make_catalog(["test-a", "test-b", "test-c"])

@@ -12,8 +12,8 @@ from collections import Counter
 
 import pytest
 
-from graysteps.probe import by_path
-from graysteps.testworld.mesh import LocalMesh
+from graysteps.adapters.probe import by_path
+from graysteps_lab.world.mesh import LocalMesh
 from tests.fixtures.failing import fail_loudly
 from tests.plans.conftest import PLANS, run_cli
 
@@ -33,7 +33,7 @@ def live_virtual_services(kube, catalog_path: str) -> list[dict]:
     """test-a's and test-b's VirtualServices as the apiserver holds them now."""
     from kubernetes import client
 
-    from graysteps.catalog import load_catalog
+    from graysteps.model.catalog import load_catalog
 
     catalog = load_catalog(catalog_path)
     out = []

@@ -18,7 +18,7 @@ def api(kube):
 def service_in(fresh_namespace):
     """service_in(name='test-a', catalog=example, **changes) -> that ServiceSpec with its
     VirtualService in the fresh namespace (gray stays `gray`; subsets: both there)."""
-    from graysteps.catalog import load_catalog
+    from graysteps.model.catalog import load_catalog
     from tests.routing.fixture_pairs import EXAMPLE_CATALOG
 
     def make(name: str = "test-a", catalog: str = str(EXAMPLE_CATALOG), **changes):

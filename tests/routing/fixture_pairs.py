@@ -37,12 +37,12 @@ class Case:
         return str(CATALOGS / name) if name else str(EXAMPLE_CATALOG)
 
     def service(self):
-        from graysteps.catalog import load_catalog
+        from graysteps.model.catalog import load_catalog
 
         return load_catalog(self.catalog_path).service(self.settings["service"])
 
     def strategy(self):
-        from graysteps.routing.strategy import parse_strategy
+        from graysteps.model.strategy import parse_strategy
 
         s = self.settings
         return parse_strategy(s["strategy"], s.get("weight"))

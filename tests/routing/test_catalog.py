@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from graysteps.catalog import load_catalog
+from graysteps.model.catalog import load_catalog
 from graysteps.errors import InvalidInput
 from tests.routing.fixture_pairs import CATALOGS, EXAMPLE_CATALOG
 

@@ -9,9 +9,9 @@ import sys
 import pytest
 import yaml
 
-from graysteps.routing.cluster import route, update_virtual_service
+from graysteps.adapters.kube.istio import route, update_virtual_service
 from graysteps.routing.operations import apply_strategy
-from graysteps.routing.strategy import parse_strategy
+from graysteps.model.strategy import parse_strategy
 from tests.routing.conftest import create_vs, get_vs, routing
 from tests.routing.fixture_pairs import CATALOGS, FIXTURES
 
@@ -112,7 +112,7 @@ def graysteps(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_route_command_applies_prints_and_bad_input_changes_nothing(kube, api, fresh_namespace, tmp_path):
-    from graysteps.catalog import load_catalog
+    from graysteps.model.catalog import load_catalog
 
     catalog = catalog_for(tmp_path, fresh_namespace)
     service = load_catalog(catalog).service("test-a")

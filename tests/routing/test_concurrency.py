@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from graysteps.routing.cluster import route, update_virtual_service
+from graysteps.adapters.kube.istio import route, update_virtual_service
 from graysteps.routing.operations import apply_strategy, conforms, current_strategy
-from graysteps.routing.strategy import parse_strategy
+from graysteps.model.strategy import parse_strategy
 from tests.routing.conftest import get_vs
 
 pytestmark = pytest.mark.world

@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from graysteps.routing.operations import apply_strategy, conforms, current_strategy, is_graysteps_route
-from graysteps.routing.strategy import parse_strategy
+from graysteps.model.strategy import parse_strategy
 from tests.routing.fixture_pairs import cases, dump
 
 CASES = cases()

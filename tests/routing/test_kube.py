@@ -1,7 +1,7 @@
 import pytest
 
 from graysteps.errors import GraystepsError
-from graysteps.kube import api_client
+from graysteps.adapters.kube.client import api_client
 
 
 def test_a_missing_kubeconfig_is_named_with_what_to_do(tmp_path):

@@ -9,7 +9,7 @@ import re
 import pytest
 import yaml
 
-from graysteps.catalog import load_catalog
+from graysteps.model.catalog import load_catalog
 from graysteps.errors import GraystepsError, InvalidInput
 from graysteps.routing.operations import (
     STRATEGY_ANNOTATION,
@@ -19,7 +19,7 @@ from graysteps.routing.operations import (
     current_strategy,
     is_graysteps_route,
 )
-from graysteps.routing.strategy import STRATEGIES, parse_strategy
+from graysteps.model.strategy import STRATEGIES, parse_strategy
 from tests.routing.fixture_pairs import EXAMPLE_CATALOG, FIXTURES
 
 TEST_A = load_catalog(str(EXAMPLE_CATALOG)).service("test-a")

@@ -1,7 +1,7 @@
 import pytest
 
 from graysteps.errors import InvalidInput
-from graysteps.routing.strategy import Strategy, from_label, parse_strategy
+from graysteps.model.strategy import Strategy, from_label, parse_strategy
 
 
 @pytest.mark.parametrize("weight, expected", [("0", 0), ("20", 20), ("100", 100), (55, 55), (" 7 ", 7)])

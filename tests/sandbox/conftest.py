@@ -29,7 +29,7 @@ class RunningSandbox:
         return json.loads((self.dir / "state.json").read_text())
 
     def api_client(self):
-        from graysteps.kube import api_client
+        from graysteps.adapters.kube.client import api_client
 
         return api_client(self.state["env"]["KUBECONFIG"])
 

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.world
 
 def test_the_demo_releases_verifies_shifts_promotes_and_rolls_back_and_writes_its_report(tmp_path):
     sandbox, out = tmp_path / "sandbox", tmp_path / "report"
-    done = subprocess.run([sys.executable, "-m", "graysteps.demo", "--dir", str(sandbox), "--out", str(out),
+    done = subprocess.run([sys.executable, "-m", "graysteps_lab.demo", "--dir", str(sandbox), "--out", str(out),
                            "--requests", "60"], capture_output=True, text=True, cwd=REPO, timeout=900,
                           stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr

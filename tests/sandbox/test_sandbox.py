@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from graysteps.probe import probe
-from graysteps.sandbox.client import seconds_until_profile
-from graysteps.sandbox.state import pid_alive
+from graysteps.adapters.probe import probe
+from graysteps_lab.sandbox.client import seconds_until_profile
+from graysteps_lab.sandbox.state import pid_alive
 from tests.sandbox.conftest import graysteps
 
 pytestmark = pytest.mark.world

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from graysteps.sandbox.state import pid_alive
+from graysteps_lab.sandbox.state import pid_alive
 from tests.sandbox.conftest import graysteps
 
 pytestmark = pytest.mark.world

@@ -45,7 +45,7 @@ def db_url(request, tmp_path):
 
 @pytest.fixture
 def store(db_url):
-    from graysteps.whitelist.store import open_store
+    from graysteps.adapters.db.store import open_store
 
     opened = open_store(db_url)
     yield opened

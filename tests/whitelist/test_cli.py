@@ -129,8 +129,8 @@ def test_db_flag_wins_over_the_environment(cli, tmp_path, db_url):
 
 
 def test_audit_records_the_jenkins_user_or_the_actor_flag(cli, db_url):
-    from graysteps.whitelist.audit import read_audit
-    from graysteps.whitelist.store import open_store
+    from graysteps.adapters.audit.records import read_audit
+    from graysteps.adapters.db.store import open_store
 
     cli("whitelist", "add", "a")
     cli("whitelist", "add", "b", "--actor", "release-manager")

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from graysteps.errors import InvalidInput
-from graysteps.whitelist.cookie import (
+from graysteps.model.cookie import (
     CookieSettings, InvalidToken, _b64, _unb64, gray_cookie, load_cookie_key, sign_token, verify_gray_token,
 )
 

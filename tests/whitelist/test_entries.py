@@ -2,9 +2,9 @@ import pytest
 from sqlalchemy import inspect
 
 from graysteps.errors import InvalidInput
-from graysteps.whitelist.audit import read_audit, record_audit
-from graysteps.whitelist.entries import add_tenants, list_tenants, remove_tenants
-from graysteps.whitelist.store import read_generation
+from graysteps.adapters.audit.records import read_audit, record_audit
+from graysteps.adapters.db.entries import add_tenants, list_tenants, remove_tenants
+from graysteps.adapters.db.store import read_generation
 from tests.whitelist.conftest import INJECTIONS
 
 

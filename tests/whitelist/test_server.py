@@ -10,7 +10,7 @@ import urllib.parse
 
 import pytest
 
-from graysteps.whitelist.cookie import verify_gray_token
+from graysteps.model.cookie import verify_gray_token
 
 KEY = "s" * 40
 

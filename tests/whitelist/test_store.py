@@ -4,12 +4,12 @@ import pytest
 from sqlalchemy import inspect, select, text
 
 from graysteps.errors import GraystepsError, InvalidInput
-from graysteps.whitelist import migrations
-from graysteps.whitelist.audit import read_audit
-from graysteps.whitelist.entries import add_tenants, list_tenants
-from graysteps.whitelist.models import Base, SchemaVersion
-from graysteps.whitelist.db_url import resolve_db_url
-from graysteps.whitelist.store import create_store_engine, open_store, read_generation
+from graysteps.adapters.db import migrations
+from graysteps.adapters.audit.records import read_audit
+from graysteps.adapters.db.entries import add_tenants, list_tenants
+from graysteps.adapters.db.models import Base, SchemaVersion
+from graysteps.adapters.db.url import resolve_db_url
+from graysteps.adapters.db.store import create_store_engine, open_store, read_generation
 
 
 def test_db_url_comes_from_the_argument_then_the_environment_then_the_default_file(tmp_path):
@@ -106,7 +106,7 @@ def test_an_unreachable_database_is_a_clear_error_without_the_password():
     ("sqlite:///:memory:", "needs a file"),
 ])
 def test_the_cheap_url_check_refuses_what_the_store_refuses_and_never_shows_a_password(url, says):
-    from graysteps.whitelist.db_url import check_db_url
+    from graysteps.adapters.db.url import check_db_url
 
     with pytest.raises(InvalidInput, match=says) as refused:
         check_db_url(url)
@@ -116,6 +116,6 @@ def test_the_cheap_url_check_refuses_what_the_store_refuses_and_never_shows_a_pa
 @pytest.mark.parametrize("url", ["sqlite:////var/lib/graysteps/whitelist.db", "sqlite:///relative.db",
                                  "mysql+pymysql://u:p@db:3306/graysteps?charset=utf8mb4", "mariadb+pymysql://u@h/db"])
 def test_the_cheap_url_check_lets_supported_databases_through(url):
-    from graysteps.whitelist.db_url import check_db_url
+    from graysteps.adapters.db.url import check_db_url
 
     assert check_db_url(url) == url

@@ -3,11 +3,11 @@ import threading
 import pytest
 
 from graysteps.errors import GraystepsError, InvalidInput
-from graysteps.whitelist import entries
-from graysteps.whitelist.audit import read_audit
-from graysteps.whitelist.entries import add_tenants, list_tenants
-from graysteps.whitelist.store import open_store, read_generation
-from graysteps.whitelist.sync import (
+from graysteps.adapters.db import entries
+from graysteps.adapters.audit.records import read_audit
+from graysteps.adapters.db.entries import add_tenants, list_tenants
+from graysteps.adapters.db.store import open_store, read_generation
+from graysteps.steps.whitelist import (
     SyncSource, load_source, parse_source, read_snapshot, source_display_name, sync_from, sync_whitelist,
 )
 

@@ -1,7 +1,7 @@
 import pytest
 
 from graysteps.errors import InvalidInput
-from graysteps.whitelist.tenants import is_valid_tenant_id, validate_tenant_id, validate_tenant_ids
+from graysteps.model.tenants import is_valid_tenant_id, validate_tenant_id, validate_tenant_ids
 from tests.whitelist.conftest import INJECTIONS
 
 

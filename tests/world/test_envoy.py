@@ -6,8 +6,8 @@ import urllib.request
 
 import pytest
 
-from graysteps.testworld.envoy import DynamicFiles, Envoy
-from graysteps.testworld.ports import free_port, wait_for_port
+from graysteps_lab.world.envoy import DynamicFiles, Envoy
+from graysteps_lab.world.ports import free_port, wait_for_port
 
 pytestmark = pytest.mark.world
 
@@ -78,8 +78,8 @@ def test_a_mesh_whose_listener_port_is_taken_fails_to_start_and_names_the_port(e
     # Envoy itself stays up when it cannot bind a listener; the mesh must not.
     import socket
 
-    from graysteps.testworld.mesh import LocalMesh
-    from graysteps.testworld.process import WorldError
+    from graysteps_lab.world.mesh import LocalMesh
+    from graysteps_lab.world.process import WorldError
 
     mesh = LocalMesh({"test-a": []}, [], tmp_path, envoy_binary=envoy_binary)
     port = mesh.listener("ingress").port

@@ -73,7 +73,7 @@ def test_objects_survive_an_apiserver_restart_on_the_same_etcd(kube, fresh_names
 
 
 def test_without_the_shared_copy_istios_crds_come_from_the_go_module(monkeypatch, tmp_path):
-    import graysteps.testworld.kube as kube_module
+    import graysteps_lab.world.kube as kube_module
 
     monkeypatch.setattr(kube_module, "REPO_ROOT", tmp_path / "checkout")  # no ../shared/istio there
     path = kube_module.istio_crds_path()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from graysteps.testworld.ports import LOWEST_PORT, candidate_ports, ephemeral_range, free_port
+from graysteps_lab.world.ports import LOWEST_PORT, candidate_ports, ephemeral_range, free_port
 
 
 def test_ports_come_from_below_the_kernels_ephemeral_range_and_are_never_repeated():
@@ -35,8 +35,8 @@ def test_a_port_in_use_is_never_handed_out(monkeypatch):
             untaken = free.getsockname()[1]
         # Only two candidates, the busy one first: free_port must skip it.
         picks = iter([taken, untaken])
-        monkeypatch.setattr("graysteps.testworld.ports.candidate_ports", lambda _: range(taken, taken + 1))
-        monkeypatch.setattr("graysteps.testworld.ports._random.choice", lambda _: next(picks))
+        monkeypatch.setattr("graysteps_lab.world.ports.candidate_ports", lambda _: range(taken, taken + 1))
+        monkeypatch.setattr("graysteps_lab.world.ports._random.choice", lambda _: next(picks))
         assert free_port() == untaken
 
 

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from graysteps.testworld.kube import KubeWorld
-from graysteps.testworld.process import ServerProcess, WorldError, require_executable
+from graysteps_lab.world.kube import KubeWorld
+from graysteps_lab.world.process import ServerProcess, WorldError, require_executable
 from tests.fixtures.failing import fail_loudly
 
 

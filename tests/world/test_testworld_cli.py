@@ -1,4 +1,4 @@
-"""`python -m graysteps.testworld up/down` starts servers others can reach, and stops them."""
+"""`python -m graysteps_lab.world up/down` starts servers others can reach, and stops them."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def _wait_for(path, process, timeout=60.0):
 
 def test_up_writes_how_to_reach_mariadb_and_down_stops_it(tmp_path):
     world_dir = tmp_path / "world"
-    up = subprocess.Popen([sys.executable, "-m", "graysteps.testworld", "up", "mariadb", "--dir", str(world_dir)],
+    up = subprocess.Popen([sys.executable, "-m", "graysteps_lab.world", "up", "mariadb", "--dir", str(world_dir)],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(world_dir / "world.pid", up)
@@ -35,7 +35,7 @@ def test_up_writes_how_to_reach_mariadb_and_down_stops_it(tmp_path):
         engine.dispose()
         server_pid = int((world_dir / "mariadb" / "mariadbd.pid").read_text())
 
-        down = subprocess.run([sys.executable, "-m", "graysteps.testworld", "down", "--dir", str(world_dir)],
+        down = subprocess.run([sys.executable, "-m", "graysteps_lab.world", "down", "--dir", str(world_dir)],
                               capture_output=True, text=True, timeout=90)
         assert down.returncode == 0, down.stderr
         assert up.wait(timeout=10) == 0
@@ -48,7 +48,7 @@ def test_up_writes_how_to_reach_mariadb_and_down_stops_it(tmp_path):
 
 
 def test_down_without_a_running_world_says_so(tmp_path):
-    down = subprocess.run([sys.executable, "-m", "graysteps.testworld", "down", "--dir", str(tmp_path)],
+    down = subprocess.run([sys.executable, "-m", "graysteps_lab.world", "down", "--dir", str(tmp_path)],
                           capture_output=True, text=True)
     assert down.returncode == 1
     assert "nothing runs from" in down.stderr and down.stdout == ""

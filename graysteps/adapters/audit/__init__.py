@@ -1,0 +1,1 @@
+"""The audit table: whitelist and release records."""

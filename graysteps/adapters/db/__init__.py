@@ -1,0 +1,1 @@
+"""The database: its URL, the tables, the migrations and the store."""

@@ -1,0 +1,1 @@
+"""Jenkins: job XML rendering and the sync through python-jenkins."""

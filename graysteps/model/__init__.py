@@ -1,0 +1,1 @@
+"""The model: catalog, strategy, plan, manifests, image references; pure data and its checks."""

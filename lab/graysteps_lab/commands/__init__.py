@@ -1,0 +1,1 @@
+"""Lab commands, added to `graysteps` through the `graysteps.commands` entry-point group."""

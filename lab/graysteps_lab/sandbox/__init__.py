@@ -1,0 +1,18 @@
+"""The local sandbox: a small mesh on one machine, driven live by the apiserver.
+
+`graysteps sandbox up` starts a supervisor process (`graysteps_lab.sandbox.supervisor`)
+that runs, under one state directory:
+
+- the real etcd + kube-apiserver of the test world (Istio CRDs installed), and
+  optionally kube-controller-manager + kube-scheduler + kwok so Deployments
+  really roll out;
+- one Envoy with an ingress listener and one outbound listener per profile,
+  whose routes come from the VirtualServices in the apiserver: a watch
+  (`graysteps_lab.sandbox.vs_watch`) translates them and rewrites Envoy's files,
+  which Envoy reloads without a restart;
+- HTTP backends for every catalog service × profile (test-a calls test-b);
+- the SQLite whitelist and the cookie service (`graysteps serve-cookie`).
+
+`status` and `down` work from any shell through the state directory
+(`graysteps_lab.sandbox.state`).
+"""

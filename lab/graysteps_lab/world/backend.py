@@ -1,0 +1,202 @@
+"""Local HTTP backends standing in for a service's prod or gray Deployment.
+
+Each `Backend(service, profile)` answers every request with the headers
+`x-graysteps-service` / `x-graysteps-profile` and a JSON body
+`{"hops": [{"service", "profile", "path"}, ...]}`. If it has `downstream`
+services, it calls each of them through `outbound` (the Envoy listener of its
+own caller profile, i.e. its sidecar), forwarding the Cookie header or not, and
+appends their hops to its own: the body then shows the whole path A→B.
+
+For retry/timeout tests a backend can fail its next N requests
+(`fail_next`) or answer slowly (`delay`).
+
+Speed: HTTP/1.1 keep-alive and Nagle disabled on the server socket of every
+connection. Without it, a stdlib server writing headers and body separately
+meets Envoy's delayed ACK and manages ~25 requests/s (see bench/).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Sequence
+
+from graysteps.adapters.probe import NoDelayHTTPConnection
+
+SERVICE_HEADER = "x-graysteps-service"
+PROFILE_HEADER = "x-graysteps-profile"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+    backend: "Backend"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # TCP_NODELAY on each accepted connection
+    server: _Server
+
+    def do_GET(self) -> None:  # noqa: N802 (stdlib name)
+        self.server.backend._handle(self)
+
+    do_POST = do_GET
+    do_PUT = do_GET
+    do_DELETE = do_GET
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 (stdlib name)
+        pass
+
+
+class Backend:
+    """One (service, profile) HTTP backend on 127.0.0.1. Context manager."""
+
+    def __init__(self, service: str, profile: str, *, downstream: Sequence[str] = (),
+                 outbound: tuple[str, int] | None = None, forward_cookie: bool = True,
+                 host: str = "127.0.0.1", port: int = 0, nagle: bool = False):
+        if downstream and outbound is None:
+            raise ValueError(f"backend {service}/{profile}: downstream {list(downstream)} needs an outbound proxy address")
+        self.service = service
+        self.profile = profile
+        self.downstream = list(downstream)
+        self.outbound = outbound
+        self.forward_cookie = forward_cookie
+        self.delay = 0.0
+        self.requests = 0
+        self._fail: list[int] = []
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        handler = _Handler
+        if nagle:  # only for the benchmark's baseline: the slow stdlib default
+            handler = type("_NagleHandler", (_Handler,), {"disable_nagle_algorithm": False})
+        self._server = _Server((host, port), handler)
+        self._server.backend = self
+        self._thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    @property
+    def port(self) -> int:
+        return self.address[1]
+
+    def start(self) -> "Backend":
+        self._thread = threading.Thread(target=self._server.serve_forever, name=f"backend-{self.service}-{self.profile}",
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> "Backend":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def fail_next(self, count: int, status: int = 500) -> None:
+        """Answer the next `count` requests with `status` (and no downstream calls)."""
+        with self._lock:
+            self._fail.extend([status] * count)
+
+    def _handle(self, req: BaseHTTPRequestHandler) -> None:
+        length = int(req.headers.get("Content-Length") or 0)
+        if length:
+            req.rfile.read(length)
+        with self._lock:
+            self.requests += 1
+            fail = self._fail.pop(0) if self._fail else None
+        if self.delay:
+            threading.Event().wait(self.delay)
+        if fail is not None:
+            self._send(req, fail, {"hops": [self._hop(req.path)], "error": f"injected {fail}"})
+            return
+        hops = [self._hop(req.path)]
+        cookie = req.headers.get("Cookie")
+        for service in self.downstream:
+            hops.extend(self._call(service, req.path, cookie if self.forward_cookie else None))
+        self._send(req, 200, {"hops": hops})
+
+    def _hop(self, path: str) -> dict:
+        return {"service": self.service, "profile": self.profile, "path": path}
+
+    def _send(self, req: BaseHTTPRequestHandler, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        req.send_response(status)
+        req.send_header("Content-Type", "application/json")
+        req.send_header("Content-Length", str(len(data)))
+        req.send_header(SERVICE_HEADER, self.service)
+        req.send_header(PROFILE_HEADER, self.profile)
+        req.end_headers()
+        req.wfile.write(data)
+
+    def _call(self, service: str, path: str, cookie: str | None) -> list[dict]:
+        """Call a downstream service through the outbound proxy; its hops, or one error hop."""
+        headers = {"Host": service}
+        if cookie is not None:
+            headers["Cookie"] = cookie
+        for attempt in (1, 2):  # a pooled connection the proxy closed meanwhile gets one fresh retry
+            conn = self._connection()
+            try:
+                conn.request("GET", path, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+            except (ConnectionError, OSError) as e:
+                conn.close()
+                self._local.conn = None
+                if attempt == 2:
+                    return [{"service": service, "profile": None, "error": f"{type(e).__name__}: {e}"}]
+                continue
+            if resp.status == 200:
+                return json.loads(data)["hops"]
+            return [{"service": service, "profile": resp.headers.get(PROFILE_HEADER), "error": f"HTTP {resp.status}"}]
+        raise AssertionError("unreachable")
+
+    def _connection(self) -> NoDelayHTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            host, port = self.outbound  # type: ignore[misc]
+            conn = self._local.conn = NoDelayHTTPConnection(host, port, timeout=30)
+        return conn
+
+
+class BackendSet:
+    """Several backends started and stopped together; `endpoint(service, profile)` → (ip, port)."""
+
+    def __init__(self, backends: Sequence[Backend] = ()):
+        self.backends: list[Backend] = []
+        for b in backends:
+            self.add(b)
+
+    def add(self, backend: Backend) -> Backend:
+        self.backends.append(backend)
+        return backend
+
+    def get(self, service: str, profile: str) -> Backend:
+        for b in self.backends:
+            if (b.service, b.profile) == (service, profile):
+                return b
+        raise KeyError(f"no backend for {service}/{profile}")
+
+    def __enter__(self) -> "BackendSet":
+        started = []
+        try:
+            for b in self.backends:
+                started.append(b.start())
+        except BaseException:
+            for b in started:
+                b.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for b in self.backends:
+            b.stop()
