@@ -36,29 +36,30 @@ def format_outcomes(result) -> list[str]:
     return lines
 
 
-def run(args, *, after_write=None) -> int:
-    """`after_write(step, outcome)` runs after each service's write (fault tests stop the apiserver there)."""
+def run(args) -> int:
     import sys
 
-    from graysteps.steps import release as plans
     from graysteps.adapters.actor import check_actor
-    from graysteps.model.catalog import load_catalog
-    from graysteps.errors import GraystepsError
-    from graysteps.adapters.kube.client import api_client
     from graysteps.adapters.audit.releases import record_plan_run, record_plan_start
+    from graysteps.adapters.kube.client import api_client
+    from graysteps.errors import GraystepsError
+    from graysteps.model.catalog import load_catalog
+    from graysteps.model.plan import load_plan
+    from graysteps.steps import release as plans
 
     catalog = load_catalog(args.catalog)
-    plan = plans.load_plan(args.plan, catalog)
+    plan = load_plan(args.plan, catalog)
     client = api_client(args.kubeconfig)
     actor = check_actor(args.actor)
     if not args.dry_run:
         # Recorded before the first write: a run killed half-way still shows in the audit table.
-        earlier = record_plan_start(plan, actor=actor, db_url=args.db)
+        earlier = record_plan_start(plan.name, description=plan.description, actor=actor, db_url=args.db,
+                                    detail={"file": plan.path, "sha256": plan.sha256, "services": plan.summary()})
         if earlier is not None:
             print(f"warning: the run of plan {plan.name} that {earlier.actor} started at {earlier.at:%Y-%m-%d %H:%M:%S} UTC "
                   "never recorded its end (killed, or still running); this run converges the services to the plan",
                   file=sys.stderr)
-    result = plans.apply_plan(plan, api_client=client, dry_run=args.dry_run, actor=actor, after_write=after_write)
+    result = plans.apply_plan(plan, api_client=client, dry_run=args.dry_run, actor=actor)
 
     problems = []
     if args.report:
@@ -67,7 +68,8 @@ def run(args, *, after_write=None) -> int:
         plans.write_junit_report(result, args.junit)
     if not args.dry_run:
         try:
-            record_plan_run(result, db_url=args.db)
+            record_plan_run(plan.name, outcome=result.result, detail=result.to_dict(), actor=result.actor,
+                            db_url=args.db)
         except GraystepsError as e:
             problems.append(f"its audit record was not written: {e.message}")
 

@@ -45,7 +45,7 @@ def render_workload(args: argparse.Namespace) -> int:
     import sys
 
     from graysteps.model.catalog import load_catalog
-    from graysteps.steps.deploy import check_environment, parse_replicas, render_manifests
+    from graysteps.model.manifests import check_environment, parse_replicas, render_manifests
     from graysteps.errors import InvalidInput
 
     check_environment(args.env)

@@ -58,7 +58,7 @@ def run(args) -> int:
         try:
             unmanaged = fleet.managed_outside_catalog(catalog, api, args.namespace)
         except Exception as e:  # noqa: BLE001 - the catalog services are still rolled back
-            from graysteps.steps.release import failure_reason
+            from graysteps.adapters.kube.errors import failure_reason
 
             print(f"warning: could not look for managed VirtualServices outside the catalog: {failure_reason(e)}")
     result = fleet.rollback_fleet(services, api=api, workers=args.workers, dry_run=args.dry_run, unmanaged=unmanaged)
@@ -100,7 +100,8 @@ def record(args, result, actor: str, audit_db: str | None) -> str:
     if args.namespace:
         selection += ["--namespace", *args.namespace]
     try:
-        record_rollback(result, selection=" ".join(selection), actor=actor, db_url=audit_db)
+        record_rollback(selection=" ".join(selection), ok=result.ok, detail=result.to_dict(), actor=actor,
+                        db_url=audit_db)
     except GraystepsError as e:
         return f"; its audit record was not written: {e.message}"
     return ""

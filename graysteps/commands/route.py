@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from graysteps.model.catalog import load_catalog
     from graysteps.adapters.kube.client import api_client
-    from graysteps.adapters.kube.istio import route
+    from graysteps.steps.route import route
     from graysteps.model.strategy import parse_strategy
 
     strategy = parse_strategy(args.strategy, args.weight)

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 from xml.etree import ElementTree
 
-from graysteps.steps.deploy import ENVIRONMENTS, deployment_ref, read_rollout, wait_for_rollout
+from graysteps.adapters.kube.istio import read_virtual_service
+from graysteps.adapters.kube.workloads import read_rollout, wait_for_rollout
+from graysteps.model.manifests import ENVIRONMENTS, deployment_ref
 from graysteps.errors import GraystepsError, InvalidInput
 from graysteps.adapters.probe import by_profile, probe
 from graysteps.model.sequential import Decision, ShareTest
@@ -118,24 +120,6 @@ def check_rollout(api_client, spec: Any, env: str, *, timeout: float = 0.0) -> C
 
 
 # -- (b) the VirtualService --------------------------------------------------
-
-
-def read_virtual_service(api_client, spec: Any) -> dict | None:
-    import json
-
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-
-    group, version = spec.api_version.split("/", 1)
-    try:
-        response = client.CustomObjectsApi(api_client).get_namespaced_custom_object(
-            group, version, spec.vs_namespace, "virtualservices", spec.vs_name, _preload_content=False)
-    except ApiException as e:
-        if e.status == 404:
-            return None
-        raise GraystepsError(f"reading VirtualService {spec.vs_namespace}/{spec.vs_name} failed ({e.status}): "
-                             f"{e.reason}; check --kubeconfig", step=STEP) from e
-    return json.loads(response.data)
 
 
 def check_virtual_service(vs: Mapping | None, spec: Any) -> tuple[Check, Any]:
@@ -295,7 +279,7 @@ def verify(spec: Any, *, api_client, gateway: str | None = None, envs: tuple[str
     for env in envs:
         add(check_rollout(api_client, spec, env, timeout=rollout_timeout))
     t0 = time.monotonic()
-    vs_check, strategy = check_virtual_service(read_virtual_service(api_client, spec), spec)
+    vs_check, strategy = check_virtual_service(read_virtual_service(spec, api_client=api_client), spec)
     vs_check.seconds = time.monotonic() - t0
     add(vs_check)
     if settings is None:

@@ -268,9 +268,9 @@ def reset_to_prod(state: dict) -> None:
     """A reused sandbox starts like a fresh one: every service on prod, no demo tenant whitelisted."""
     from graysteps.model.catalog import load_catalog
     from graysteps.adapters.kube.client import api_client
-    from graysteps.adapters.kube.istio import route
+    from graysteps.steps.route import route
     from graysteps.model.strategy import parse_strategy
-    from graysteps.adapters.db.entries import remove_tenants
+    from graysteps.steps.whitelist import remove_tenants
     from graysteps.adapters.db.store import open_store
 
     catalog = load_catalog(state["catalog"])

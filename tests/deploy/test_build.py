@@ -10,7 +10,8 @@ import uuid
 
 import pytest
 
-from graysteps.steps.build import BuildRequest, build_image, parse_image, read_build_record, registry_auth, write_build_record
+from graysteps.model.images import parse_image, read_build_record, write_build_record
+from graysteps.steps.build import BuildRequest, build_image, registry_auth
 from graysteps.errors import GraystepsError, InvalidInput
 from tests.deploy.conftest import argv_with, assert_refused
 

@@ -16,8 +16,10 @@ import time
 import pytest
 from kubernetes import client
 
-from graysteps.steps.build import BuildResult, write_build_record
-from graysteps.steps.deploy import FIELD_MANAGER, RolloutStatus, deploy, render_manifests, wait_for_rollout
+from graysteps.model.images import BuildResult, write_build_record
+from graysteps.adapters.kube.workloads import FIELD_MANAGER, RolloutStatus, wait_for_rollout
+from graysteps.model.manifests import render_manifests
+from graysteps.steps.deploy import deploy
 from graysteps.errors import GraystepsError
 from tests.deploy.conftest import argv_with, assert_refused, rolled_out, set_deployment_status
 

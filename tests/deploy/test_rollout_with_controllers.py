@@ -9,7 +9,8 @@ import uuid
 import pytest
 from kubernetes import client
 
-from graysteps.steps.deploy import deploy, render_manifests
+from graysteps.model.manifests import render_manifests
+from graysteps.steps.deploy import deploy
 from graysteps.errors import GraystepsError
 
 

@@ -11,12 +11,14 @@ import xml.etree.ElementTree as ElementTree
 import pytest
 from kubernetes import client
 
-from graysteps.steps.deploy import deploy, render_manifests
-from graysteps.adapters.kube.istio import route
+from graysteps.model.manifests import render_manifests
+from graysteps.steps.deploy import deploy
+from graysteps.steps.route import route
 from graysteps.routing.operations import apply_strategy
 from graysteps.model.strategy import Strategy
 from graysteps_lab.world.mesh import LocalMesh
-from graysteps.steps.verify import FAILED, PASSED, SKIPPED, ProbeSettings, read_virtual_service, verify
+from graysteps.adapters.kube.istio import read_virtual_service
+from graysteps.steps.verify import FAILED, PASSED, SKIPPED, ProbeSettings, verify
 from tests.deploy.conftest import argv_with, assert_refused, catalog_with_namespaces, rolled_out, set_deployment_status
 from tests.dataplane.conftest import start_mesh  # noqa: F401 (fixture)
 
@@ -60,7 +62,7 @@ def statuses(report) -> dict[str, str]:
 @pytest.mark.world
 def test_whitelist_release_passes_every_check(release, start_gateway):
     live = release.route(Strategy("whitelist"))
-    mesh = start_gateway(release.spec, read_virtual_service(release.api, release.spec))
+    mesh = start_gateway(release.spec, read_virtual_service(release.spec, api_client=release.api))
     report = verify(release.spec, api_client=release.api, settings=ProbeSettings(mesh.url()))
     assert report.passed, [c.line() for c in report.checks]
     names = [c.name for c in report.checks]
@@ -81,7 +83,7 @@ def test_whitelist_release_passes_every_check(release, start_gateway):
 ])
 def test_every_strategy_verifies_against_a_data_plane_that_follows_it(release, start_gateway, strategy, probes):
     release.route(strategy)
-    mesh = start_gateway(release.spec, read_virtual_service(release.api, release.spec))
+    mesh = start_gateway(release.spec, read_virtual_service(release.spec, api_client=release.api))
     report = verify(release.spec, api_client=release.api, settings=ProbeSettings(mesh.url()))
     assert report.passed, [c.line() for c in report.checks]
     assert [c.name for c in report.checks if c.name.startswith("probe")] == probes
@@ -90,7 +92,7 @@ def test_every_strategy_verifies_against_a_data_plane_that_follows_it(release, s
 @pytest.mark.world
 def test_linked_is_probed_from_the_gray_side_through_a_gray_caller(release, start_gateway):
     release.route(Strategy("linked"))
-    mesh = start_gateway(release.spec, read_virtual_service(release.api, release.spec))
+    mesh = start_gateway(release.spec, read_virtual_service(release.spec, api_client=release.api))
     report = verify(release.spec, api_client=release.api,
                     settings=ProbeSettings(mesh.url(), gray_caller=mesh.url("outbound-gray")))
     assert report.passed, [c.line() for c in report.checks]
@@ -101,7 +103,7 @@ def test_linked_is_probed_from_the_gray_side_through_a_gray_caller(release, star
 @pytest.mark.world
 def test_the_gray_caller_probe_fails_when_the_data_plane_ignores_source_labels(release, start_gateway):
     release.route(Strategy("linked"))
-    stale = apply_strategy(read_virtual_service(release.api, release.spec), release.spec, Strategy("rollback"))
+    stale = apply_strategy(read_virtual_service(release.spec, api_client=release.api), release.spec, Strategy("rollback"))
     mesh = start_gateway(release.spec, stale)
     report = verify(release.spec, api_client=release.api,
                     settings=ProbeSettings(mesh.url(), gray_caller=mesh.url("outbound-gray")))
@@ -113,7 +115,7 @@ def test_the_gray_caller_probe_fails_when_the_data_plane_ignores_source_labels(r
 @pytest.mark.world
 def test_without_a_gray_caller_the_gray_side_of_linked_is_reported_skipped(release, start_gateway):
     release.route(Strategy("linked"))
-    mesh = start_gateway(release.spec, read_virtual_service(release.api, release.spec))
+    mesh = start_gateway(release.spec, read_virtual_service(release.spec, api_client=release.api))
     report = verify(release.spec, api_client=release.api, settings=ProbeSettings(mesh.url()))
     skipped = next(c for c in report.checks if c.name == "probe from a gray caller (profile: gray) -> gray")
     assert skipped.status == SKIPPED and "--gray-caller" in skipped.message
@@ -123,7 +125,7 @@ def test_without_a_gray_caller_the_gray_side_of_linked_is_reported_skipped(relea
 def test_cookie_probe_fails_when_the_data_plane_sends_whitelisted_tenants_to_prod(release, start_gateway):
     release.route(Strategy("whitelist"))
     # The data plane still runs the old all-prod routes (e.g. a sidecar that did not get the update).
-    stale = apply_strategy(read_virtual_service(release.api, release.spec), release.spec, Strategy("rollback"))
+    stale = apply_strategy(read_virtual_service(release.spec, api_client=release.api), release.spec, Strategy("rollback"))
     mesh = start_gateway(release.spec, stale)
     report = verify(release.spec, api_client=release.api, settings=ProbeSettings(mesh.url()))
     assert not report.passed
@@ -136,7 +138,7 @@ def test_cookie_probe_fails_when_the_data_plane_sends_whitelisted_tenants_to_pro
 @pytest.mark.world
 def test_weight_20_passes_the_sequential_test_and_reports_its_confidence(release, start_gateway):
     release.route(Strategy("weight", 20))
-    mesh = start_gateway(release.spec, read_virtual_service(release.api, release.spec))
+    mesh = start_gateway(release.spec, read_virtual_service(release.spec, api_client=release.api))
     report = verify(release.spec, api_client=release.api, settings=ProbeSettings(mesh.url()))
     assert report.passed, [c.line() for c in report.checks]
     share = next(c for c in report.checks if c.name.startswith("probe gray share"))
@@ -149,7 +151,7 @@ def test_weight_20_passes_the_sequential_test_and_reports_its_confidence(release
 @pytest.mark.world
 def test_weight_check_fails_when_envoy_splits_50_50_but_the_strategy_says_20(release, start_gateway):
     release.route(Strategy("weight", 20))
-    drifted = apply_strategy(read_virtual_service(release.api, release.spec), release.spec, Strategy("weight", 50))
+    drifted = apply_strategy(read_virtual_service(release.spec, api_client=release.api), release.spec, Strategy("weight", 50))
     mesh = start_gateway(release.spec, drifted)
     report = verify(release.spec, api_client=release.api, settings=ProbeSettings(mesh.url()))
     assert not report.passed
@@ -189,7 +191,7 @@ def test_an_unfinished_gray_rollout_fails_verification(release):
 @pytest.mark.world
 def test_cli_writes_junit_and_exits_non_zero_on_failure(release, start_gateway, kube, tmp_path):
     release.route(Strategy("weight", 20))
-    drifted = apply_strategy(read_virtual_service(release.api, release.spec), release.spec, Strategy("weight", 50))
+    drifted = apply_strategy(read_virtual_service(release.spec, api_client=release.api), release.spec, Strategy("weight", 50))
     mesh = start_gateway(release.spec, drifted)
     catalog = catalog_with_namespaces(tmp_path / "catalog.yaml", "test-a", release.spec.namespaces["prod"],
                                       release.spec.namespaces["gray"])
@@ -208,7 +210,7 @@ def test_cli_writes_junit_and_exits_non_zero_on_failure(release, start_gateway, 
     assert all(cases[n].find("failure") is None for n in cases if n != "probe gray share 20% ± 5")
 
     # Route and data plane agree again: the same command passes, exit 0.
-    mesh.update([read_virtual_service(release.api, release.spec)])
+    mesh.update([read_virtual_service(release.spec, api_client=release.api)])
     done = subprocess.run([sys.executable, "-m", "graysteps", "verify", "--service", "test-a", "--catalog", catalog,
                            "--kubeconfig", kube.kubeconfig, "--gateway", mesh.url(), "--junit", str(junit), "--json"],
                           capture_output=True, text=True, timeout=120)

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.world
 def fleet(kube, make_catalog):
     """svc-a on whitelist with gray 1.4.2 rolled out and prod 1.4.1 rolling out; svc-b at weight 20; svc-c untouched."""
     from graysteps.model.catalog import load_catalog
-    from graysteps.steps.deploy import deploy, render_manifests
+    from graysteps.model.manifests import render_manifests
+    from graysteps.steps.deploy import deploy
 
     catalog = make_catalog(["svc-a", "svc-b", "svc-c"])
     cat = load_catalog(catalog)

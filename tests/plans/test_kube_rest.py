@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from graysteps.steps import rollback as fleet
+from graysteps.adapters.kube import istio
 from graysteps.adapters.kube.rest import ClientRest, KubeRest, KubeRestError, connect
 from graysteps.model.strategy import parse_strategy
 from tests.plans.test_fleet_rollback import prod_only
@@ -70,14 +71,14 @@ def test_a_write_raced_by_someone_else_falls_back_to_the_retrying_update(kube, m
     service = load_catalog(make_catalog(["svc-a"])).service("svc-a")
     put_vs(kube, service, "whitelist")
     api = connect(kube.kubeconfig, 2)
-    stale = fleet.list_virtual_services([service], api)[(service.vs_namespace, service.vs_name)]
+    stale = istio.list_virtual_services([service], api)[(service.vs_namespace, service.vs_name)]
     raced = get_vs(kube, service)
     raced["spec"]["http"][-1]["timeout"] = "9s"  # someone else's write after our LIST
     group, version = service.api_version.split("/", 1)
     objects(kube).replace_namespaced_custom_object(group, version, service.vs_namespace, "virtualservices", service.vs_name, raced)
 
     with pytest.raises(KubeRestError) as refused:  # the stale resourceVersion really is refused
-        api.request("PUT", fleet._vs_path(group, version, service.vs_namespace, service.vs_name), stale, dryRun="All")
+        istio.replace_listed(service, stale, api, dry_run=True)
     assert refused.value.status == 409
 
     out = fleet._rollback_one(service, stale, True, api, parse_strategy("rollback"), False)

@@ -9,7 +9,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from graysteps.errors import InvalidInput
-from graysteps.steps.release import Plan, PlanResult, ServiceOutcome, load_plan, write_json_report, write_junit_report
+from graysteps.model.plan import Plan, load_plan
+from graysteps.steps.release import PlanResult, ServiceOutcome, write_json_report, write_junit_report
 from graysteps_lab.world.fleet import write_catalog
 from tests.plans.conftest import EXAMPLE_CATALOG, PLANS
 

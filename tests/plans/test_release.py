@@ -7,8 +7,6 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from graysteps.cli import build_parser
-from graysteps.errors import GraystepsError
 from tests.plans.conftest import PLANS, run_cli
 
 pytestmark = pytest.mark.world
@@ -55,18 +53,6 @@ def write_plan(tmp_path, text: str) -> str:
     path = tmp_path / "plan.yaml"
     path.write_text(text, encoding="utf-8")
     return str(path)
-
-
-def release_in_process(capsys, *argv, after_write=None):
-    """The release command in this process, so a test can act between two services' writes."""
-    from graysteps.commands import release
-
-    args = build_parser().parse_args(["release", *argv])
-    try:
-        code, error = release.run(args, after_write=after_write), None
-    except GraystepsError as e:
-        code, error = e.exit_code, e
-    return code, error, capsys.readouterr().out
 
 
 def test_a_plan_sets_every_service_and_a_second_run_changes_nothing(kube, make_catalog, audit_db, tmp_path):
@@ -154,7 +140,7 @@ def test_a_service_the_apiserver_refuses_stops_the_plan_before_any_write(kube, m
 
 
 def test_when_a_later_service_fails_the_earlier_ones_are_put_back(kube, make_catalog, audit_db, refuse_writes,
-                                                                  tmp_path, capsys):
+                                                                  apiserver_proxy, tmp_path):
     from graysteps.model.catalog import load_catalog
 
     catalog = make_catalog(["test-a", "test-b", "test-c", "test-d"])
@@ -164,15 +150,15 @@ def test_when_a_later_service_fails_the_earlier_ones_are_put_back(kube, make_cat
                       "  - {service: test-a, strategy: whitelist}\n  - {service: test-b, strategy: promote}\n"
                       "  - {service: test-c, strategy: linked}\n  - {service: test-d, strategy: rollback}\n")
 
-    def refuse_test_c_after_test_b(step, outcome):
-        if step.service.name == "test-b":
-            refuse_writes(cat.service("test-c").vs_namespace, cat.service("test-c").vs_name)
+    b, c = cat.service("test-b"), cat.service("test-c")
+    apiserver_proxy.after_write("virtualservices", b.vs_namespace, b.vs_name,
+                                lambda: refuse_writes(c.vs_namespace, c.vs_name))  # test-c's write will be refused
 
-    code, error, out = release_in_process(capsys, "--plan", plan, "--catalog", catalog, "--kubeconfig", kube.kubeconfig,
-                                          "--db", audit_db, "--report", str(tmp_path / "r.json"),
-                                          after_write=refuse_test_c_after_test_b)
-    assert code == 1
-    assert "failed-restored" in error.message and "test-c" in error.message and "STILL CHANGED" not in error.message
+    done = run_cli("release", "--plan", plan, "--catalog", catalog, "--kubeconfig", apiserver_proxy.kubeconfig,
+                   "--db", audit_db, "--report", str(tmp_path / "r.json"))
+    error, out = done.stderr, done.stdout
+    assert done.returncode == 1
+    assert "failed-restored" in error and "test-c" in error and "STILL CHANGED" not in error
     status = {line.split()[1]: line.split()[0] for line in out.splitlines() if line.split()[0] != "plan"}
     assert status == {"test-a": "restored", "test-b": "restored", "test-c": "failed", "test-d": "not-attempted"}
 
@@ -188,7 +174,8 @@ def test_when_a_later_service_fails_the_earlier_ones_are_put_back(kube, make_cat
     assert [r.reason for r in audit_rows(audit_db)] == [None, "failed-restored"]
 
 
-def test_a_restore_never_overwrites_someone_elses_later_change(kube, make_catalog, audit_db, refuse_writes, tmp_path, capsys):
+def test_a_restore_never_overwrites_someone_elses_later_change(kube, make_catalog, audit_db, refuse_writes,
+                                                               apiserver_proxy):
     from graysteps.model.catalog import load_catalog
 
     catalog = make_catalog(["test-a", "test-b"])
@@ -196,19 +183,19 @@ def test_a_restore_never_overwrites_someone_elses_later_change(kube, make_catalo
     a, b = cat.service("test-a"), cat.service("test-b")
     put_vs(kube, a, "rollback")
 
-    def someone_edits_test_a_then_test_b_is_refused(step, outcome):
-        if step.service.name == "test-a":
-            group, version = a.api_version.split("/", 1)
-            live = get_vs(kube, a)
-            live["metadata"].setdefault("labels", {})["edited-by"] = "someone-else"
-            objects(kube).replace_namespaced_custom_object(group, version, a.vs_namespace, "virtualservices", a.vs_name, live)
-            refuse_writes(b.vs_namespace, b.vs_name)
+    def someone_edits_test_a_then_test_b_is_refused():
+        group, version = a.api_version.split("/", 1)
+        live = get_vs(kube, a)
+        live["metadata"].setdefault("labels", {})["edited-by"] = "someone-else"
+        objects(kube).replace_namespaced_custom_object(group, version, a.vs_namespace, "virtualservices", a.vs_name, live)
+        refuse_writes(b.vs_namespace, b.vs_name)
 
-    code, error, out = release_in_process(capsys, "--plan", str(PLANS / "scenario-1.yaml"), "--catalog", catalog,
-                                          "--kubeconfig", kube.kubeconfig, "--db", audit_db,
-                                          after_write=someone_edits_test_a_then_test_b_is_refused)
-    assert code == 1
-    assert "failed-partially-applied" in error.message and "STILL CHANGED: test-a" in error.message
+    apiserver_proxy.after_write("virtualservices", a.vs_namespace, a.vs_name, someone_edits_test_a_then_test_b_is_refused)
+    done = run_cli("release", "--plan", str(PLANS / "scenario-1.yaml"), "--catalog", catalog,
+                   "--kubeconfig", apiserver_proxy.kubeconfig, "--db", audit_db)
+    error, out = done.stderr, done.stdout
+    assert done.returncode == 1
+    assert "failed-partially-applied" in error and "STILL CHANGED: test-a" in error
     assert out.splitlines()[0].startswith("changed-by-other-writer")
     live = get_vs(kube, a)
     assert live["metadata"]["labels"]["edited-by"] == "someone-else"  # the other writer's change survives

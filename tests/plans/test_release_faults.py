@@ -2,16 +2,17 @@
 exactly what is left changed, and rerunning the plan converges.
 
 The fault is real: the kube-apiserver process is stopped (etcd keeps the data)
-from the hook the release command calls after each service's write; then it
-is started again on the same port and etcd."""
+by a proxy in front of it, right after it answered the first service's write;
+then it is started again on the same port and etcd."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
-from graysteps.cli import build_parser
-from graysteps.errors import GraystepsError
-from tests.plans.conftest import run_cli
+from tests.plans.conftest import REPO, run_cli
 from tests.plans.test_release import audit_rows, get_vs, write_plan
 
 pytestmark = pytest.mark.world
@@ -23,9 +24,8 @@ PLAN = ("plan: three\ndescription: three services at once\nservices:\n"
 
 
 def test_apiserver_killed_after_the_first_write_is_reported_and_a_rerun_converges(
-        kube, make_catalog, audit_db, tmp_path, capsys):
+        kube, make_catalog, audit_db, tmp_path, apiserver_proxy):
     from graysteps.model.catalog import load_catalog
-    from graysteps.commands import release
 
     catalog = make_catalog(["test-a", "test-b", "test-c"])
     cat = load_catalog(catalog)
@@ -33,20 +33,17 @@ def test_apiserver_killed_after_the_first_write_is_reported_and_a_rerun_converge
     argv = ["release", "--plan", plan, "--catalog", catalog, "--kubeconfig", kube.kubeconfig, "--db", audit_db,
             "--report", str(tmp_path / "r.json")]
 
-    def kill_apiserver_after_test_a(step, outcome):
-        if step.service.name == "test-a":
-            kube.stop_apiserver()
-
+    a = cat.service("test-a")
+    apiserver_proxy.after_write("virtualservices", a.vs_namespace, a.vs_name, kube.stop_apiserver)
+    proxied = [*argv[:argv.index("--kubeconfig") + 1], apiserver_proxy.kubeconfig, *argv[argv.index("--kubeconfig") + 2:]]
     try:
-        with pytest.raises(GraystepsError) as failed:
-            release.run(build_parser().parse_args(argv), after_write=kill_apiserver_after_test_a)
-        out = capsys.readouterr().out
+        failed = run_cli(*proxied)
     finally:
         if not kube.apiserver_running:
             kube.start_apiserver()
 
-    message = failed.value.message
-    assert failed.value.exit_code == 1
+    message, out = failed.stderr, failed.stdout
+    assert failed.returncode == 1
     assert "failed-partially-applied" in message and "STILL CHANGED: test-a" in message, message
     assert "apiserver unreachable" in message
     status = {line.split()[1]: line.split()[0] for line in out.splitlines() if not line.startswith("plan ")}
@@ -99,18 +96,23 @@ def test_rollback_with_the_apiserver_down_reports_every_service_as_failed(kube, 
     assert "3 of 3 services NOT rolled back" in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
-def test_a_run_after_one_that_died_without_recording_its_end_warns_and_converges(kube, make_catalog, audit_db, tmp_path):
-    from graysteps.commands import release
+def test_a_run_after_one_that_died_without_recording_its_end_warns_and_converges(kube, make_catalog, audit_db, tmp_path,
+                                                                                 apiserver_proxy):
+    from graysteps.model.catalog import load_catalog
 
     catalog = make_catalog(["test-a", "test-b", "test-c"])
+    a = load_catalog(catalog).service("test-a")
     argv = ["release", "--plan", write_plan(tmp_path, PLAN), "--catalog", catalog, "--kubeconfig", kube.kubeconfig,
             "--db", audit_db, "--actor", "rm-bob"]
 
-    def dies(step, outcome):
-        raise KeyboardInterrupt  # as a SIGKILL would: no restore, no end recorded
-
-    with pytest.raises(KeyboardInterrupt):
-        release.run(build_parser().parse_args(argv), after_write=dies)
+    # The first run is SIGKILLed right after its first write: no restore, no end recorded.
+    proxied = [*argv[:argv.index("--kubeconfig") + 1], apiserver_proxy.kubeconfig, *argv[argv.index("--kubeconfig") + 2:]]
+    started: list[subprocess.Popen] = []
+    apiserver_proxy.after_write("virtualservices", a.vs_namespace, a.vs_name, lambda: started[0].kill())
+    first = subprocess.Popen([sys.executable, "-m", "graysteps", *proxied], cwd=REPO,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    started.append(first)
+    assert first.wait(timeout=60) == -9
     assert [r.action for r in audit_rows(audit_db)] == ["release.started"]
 
     rerun = run_cli(*argv)

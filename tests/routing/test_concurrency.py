@@ -14,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from graysteps.adapters.kube.istio import route, update_virtual_service
+from graysteps.adapters.kube.istio import update_virtual_service
+from graysteps.steps.route import route
 from graysteps.routing.operations import apply_strategy, conforms, current_strategy
 from graysteps.model.strategy import parse_strategy
 from tests.routing.conftest import get_vs

@@ -3,7 +3,7 @@ from sqlalchemy import inspect
 
 from graysteps.errors import InvalidInput
 from graysteps.adapters.audit.records import read_audit, record_audit
-from graysteps.adapters.db.entries import add_tenants, list_tenants, remove_tenants
+from graysteps.steps.whitelist import add_tenants, list_tenants, remove_tenants
 from graysteps.adapters.db.store import read_generation
 from tests.whitelist.conftest import INJECTIONS
 

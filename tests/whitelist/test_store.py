@@ -6,7 +6,7 @@ from sqlalchemy import inspect, select, text
 from graysteps.errors import GraystepsError, InvalidInput
 from graysteps.adapters.db import migrations
 from graysteps.adapters.audit.records import read_audit
-from graysteps.adapters.db.entries import add_tenants, list_tenants
+from graysteps.steps.whitelist import add_tenants, list_tenants
 from graysteps.adapters.db.models import Base, SchemaVersion
 from graysteps.adapters.db.url import resolve_db_url
 from graysteps.adapters.db.store import create_store_engine, open_store, read_generation

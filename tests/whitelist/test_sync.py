@@ -5,7 +5,7 @@ import pytest
 from graysteps.errors import GraystepsError, InvalidInput
 from graysteps.adapters.db import entries
 from graysteps.adapters.audit.records import read_audit
-from graysteps.adapters.db.entries import add_tenants, list_tenants
+from graysteps.steps.whitelist import add_tenants, list_tenants
 from graysteps.adapters.db.store import open_store, read_generation
 from graysteps.steps.whitelist import (
     SyncSource, load_source, parse_source, read_snapshot, source_display_name, sync_from, sync_whitelist,

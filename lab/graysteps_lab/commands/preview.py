@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
     from graysteps.model.catalog import load_catalog
     from graysteps.errors import InvalidInput
-    from graysteps.steps.release import load_plan
+    from graysteps.model.plan import load_plan
     from graysteps_lab.preview import STEP, parse_tenants, preview_plan
 
     if not 1 <= args.requests <= 100_000:

@@ -160,8 +160,10 @@ class Supervisor:
 
     def seed_cluster(self, api, catalog) -> None:
         """Namespaces, prod Deployments (with workloads) and an all-prod VirtualService per service."""
-        from graysteps.steps.deploy import deploy, ensure_namespace, render_manifests
-        from graysteps.adapters.kube.istio import route
+        from graysteps.adapters.kube.workloads import ensure_namespace
+        from graysteps.model.manifests import render_manifests
+        from graysteps.steps.deploy import deploy
+        from graysteps.steps.route import route
         from graysteps.model.strategy import parse_strategy
 
         specs = [catalog.service(n) for n in catalog.names()]

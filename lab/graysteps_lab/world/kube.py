@@ -239,14 +239,27 @@ class KubeWorld(ManagedServer):
         self._kubeconfig_file(path, user, self._ca.issue(user, organizations=groups))
         return str(path)
 
-    def _kubeconfig_file(self, path: Path, user: str, pair: pki.KeyPair) -> None:
+    def proxied_kubeconfig(self, server: str, name: str = "proxied") -> str:
+        """An admin kubeconfig that talks to `server` (a proxy in front of this apiserver,
+        serving a certificate from `serving_pair`); returns its path."""
+        admin = pki.KeyPair((self.pki_dir / "admin.crt").read_bytes(), (self.pki_dir / "admin.key").read_bytes())
+        path = self.workdir / f"kubeconfig-{name}"
+        self._kubeconfig_file(path, ADMIN_USER, admin, server=server)
+        return str(path)
+
+    def serving_pair(self, name: str) -> pki.KeyPair:
+        """A serving certificate for 127.0.0.1 from this world's CA (for servers the apiserver
+        or its clients must trust: a proxy, a webhook)."""
+        return self._ca.issue(name, server=True, ips=("127.0.0.1",), dns_names=("localhost",))
+
+    def _kubeconfig_file(self, path: Path, user: str, pair: pki.KeyPair, server: str | None = None) -> None:
         def b64(data: bytes) -> str:
             return base64.b64encode(data).decode()
 
         config = {
             "apiVersion": "v1", "kind": "Config", "current-context": "graysteps-test",
             "clusters": [{"name": "graysteps-test", "cluster": {
-                "server": self.server, "certificate-authority-data": b64(self._ca.cert_pem)}}],
+                "server": server or self.server, "certificate-authority-data": b64(self._ca.cert_pem)}}],
             "users": [{"name": user, "user": {
                 "client-certificate-data": b64(pair.cert_pem), "client-key-data": b64(pair.key_pem)}}],
             "contexts": [{"name": "graysteps-test", "context": {"cluster": "graysteps-test", "user": user}}],
