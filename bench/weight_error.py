@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from graysteps_lab.world.mesh import LocalMesh  # noqa: E402
-from tests.dataplane.virtual_services import strategy_vs  # noqa: E402
+from tests.lab.dataplane.virtual_services import strategy_vs  # noqa: E402
 
 
 def main() -> int:
