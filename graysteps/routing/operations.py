@@ -235,19 +235,19 @@ def _check_shape(vs: Any, service: "ServiceSpec") -> None:
     spec = vs["spec"]
     if not spec.get("http") and (spec.get("tcp") or spec.get("tls")):
         kinds = " and ".join(k.upper() for k in ("tcp", "tls") if spec.get(k))
-        raise GraystepsError(
+        raise InvalidInput(
             f"VirtualService {_where(vs)} routes only {kinds} (spec.{' / spec.'.join(k for k in ('tcp', 'tls') if spec.get(k))}); "
             "graysteps splits HTTP routes only (cookies and headers do not exist below HTTP): route this service "
-            "by hand, or give it an http route", step="route")
+            "by hand, or give it an http route")
 
 
 def _check_strategy_fits(vs: dict, service: "ServiceSpec", strategy: Strategy) -> None:
     gateways = vs["spec"].get("gateways")
     if strategy.name == LINKED and gateways and MESH_GATEWAY not in gateways:
-        raise GraystepsError(
+        raise InvalidInput(
             f"VirtualService {_where(vs)} is bound only to gateways ({', '.join(map(str, gateways))}): linked routes "
             f"gray callers by sourceLabels, which Istio applies only to sidecars (the `mesh` gateway), so no request "
-            "would ever reach gray; add `mesh` to spec.gateways, or use whitelist for gateway traffic", step="route")
+            "would ever reach gray; add `mesh` to spec.gateways, or use whitelist for gateway traffic")
 
 
 def _original_routes(vs: dict, service: "ServiceSpec") -> list[dict]:

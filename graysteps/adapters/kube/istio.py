@@ -19,7 +19,7 @@ import copy
 import json
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from graysteps.errors import ConflictRetriesExhausted, GraystepsError
@@ -53,6 +53,8 @@ class RouteResult:
     conflicts: int = 0
     dry_run: bool = False
     created_destination_rule: bool = False
+    added_subsets: list = field(default_factory=list)  # subsets --create-subsets added to the DestinationRule
+    warnings: list = field(default_factory=list)  # what the user should know (operations.warnings)
 
 
 def update_virtual_service(
@@ -111,14 +113,24 @@ def route(
     api_client: Any = None,
     dry_run: bool = False,
     max_attempts: int = MAX_ATTEMPTS,
+    create_subsets: bool = False,
 ) -> RouteResult:
-    """Apply `strategy` to `service`'s VirtualService (creating it when missing)."""
+    """Apply `strategy` to `service`'s VirtualService (creating it when missing).
+    Subsets layout: the DestinationRule must define the catalog's prod and gray
+    subsets (`create_subsets` adds the missing ones)."""
+    from graysteps.routing.operations import warnings
+
+    added: list[str] = []
     with _client(api_client) as client:
         created_dr = ensure_destination_rule(service, api_client=client, dry_run=dry_run) if service.layout == "subsets" else False
+        if service.layout == "subsets" and not created_dr:
+            added = check_subsets(service, api_client=client, create=create_subsets, dry_run=dry_run)
         result = update_virtual_service(
             service, lambda current: apply_strategy(current, service, strategy),
             api_client=client, dry_run=dry_run, max_attempts=max_attempts)
     result.created_destination_rule = created_dr
+    result.added_subsets = added
+    result.warnings = warnings(result.after, service, strategy)
     return result
 
 
@@ -284,3 +296,54 @@ def _failure(step: str, what: str, error: Any) -> GraystepsError:
         422: "the apiserver rejected the object; fix the VirtualService or the catalog",
     }.get(status, "check the apiserver and retry (the step is safe to repeat)")
     return GraystepsError(f"{what}: {status} {getattr(error, 'reason', '')}: {detail}; {hint}".replace(":  :", ":"), step=step)
+
+
+# ------------------------------------------- DestinationRule subsets (subsets layout)
+
+
+def read_destination_rule(namespace: str, name: str, version: str, *, api_client: Any) -> dict | None:
+    """The DestinationRule `namespace/name` (None when missing)."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        response = _custom_objects(api_client).get_namespaced_custom_object(
+            GROUP, version, namespace, "destinationrules", name, _preload_content=False)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise _failure(STEP, f"failed to read DestinationRule {namespace}/{name}", e) from e
+    return json.loads(response.data)
+
+
+def check_subsets(service: "ServiceSpec", *, api_client: Any, create: bool = False, dry_run: bool = False,
+                  max_attempts: int = MAX_ATTEMPTS) -> list[str]:
+    """Stop, naming them, when the service's DestinationRule lacks the catalog's
+    prod or gray subset; with `create`, add them (never renaming or removing one),
+    carrying the resourceVersion read and re-reading on a conflict. Returns the
+    subsets added."""
+    from kubernetes.client.exceptions import ApiException
+
+    from graysteps.routing.operations import missing_subsets, with_subsets
+
+    version = service.api_version.split("/", 1)[1]
+    where = f"DestinationRule {service.vs_namespace}/{service.dr_name}"
+    for attempt in range(1, max_attempts + 1):
+        dr = read_destination_rule(service.vs_namespace, service.dr_name, version, api_client=api_client)
+        missing = missing_subsets(dr, service)
+        if dr is None or not missing:
+            return []
+        if not create:
+            raise GraystepsError(
+                f"{where} has no subset {' or '.join(missing)}, so routes to it would fail (503); rerun with "
+                "--create-subsets to add it (pods labelled profile: prod|gray), or fix the catalog's subsets", step=STEP)
+        try:
+            _custom_objects(api_client).replace_namespaced_custom_object(
+                GROUP, version, service.vs_namespace, "destinationrules", service.dr_name, with_subsets(dr, service),
+                field_manager=FIELD_MANAGER, **_dry(dry_run))
+            return missing
+        except ApiException as e:
+            if e.status == 409 and attempt < max_attempts:
+                time.sleep(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)))
+                continue
+            raise _failure(STEP, f"failed to add subsets {', '.join(missing)} to {where}", e) from e
+    raise AssertionError("unreachable")  # pragma: no cover
