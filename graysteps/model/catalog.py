@@ -33,6 +33,7 @@ DNS1123_RULE = "Kubernetes names must be lowercase DNS-1123 labels (a-z, 0-9 and
 _SERVICE_KEYS = {
     "layout", "namespaces", "namespace", "port", "apiVersion", "cookie",
     "optOutRoutes", "virtualService", "hosts", "destinationRule", "subsets", "clusterDomain",
+    "destinationHosts",
 }
 _DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
@@ -71,6 +72,7 @@ class ServiceSpec:
     destination_rule: str | None = None  # subsets layout; default: the service name
     subsets: dict = field(default_factory=lambda: dict(DEFAULT_SUBSETS))  # subsets layout: profile -> subset name
     cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
+    destination_hosts: dict = field(default_factory=dict)  # profile -> Kubernetes Service name (default: `name`)
 
     def __hash__(self) -> int:
         return hash((self.name, tuple(sorted(self.namespaces.items())), self.layout))
@@ -94,7 +96,10 @@ class ServiceSpec:
 
     def service_host(self, profile: str) -> str:
         """The Kubernetes Service (FQDN) that serves `profile`."""
-        return f"{self.name}.{self.namespaces[profile]}.svc.{self.cluster_domain}"
+        return f"{self._service_name(profile)}.{self.namespaces[profile]}.svc.{self.cluster_domain}"
+
+    def _service_name(self, profile: str) -> str:
+        return self.destination_hosts.get(profile) or self.name
 
     def subset(self, profile: str) -> str | None:
         """The DestinationRule subset of `profile` (subsets layout), else None."""
@@ -111,10 +116,10 @@ class ServiceSpec:
     def profile_hosts(self, profile: str) -> set[str]:
         """Every way a route destination may name the host serving `profile`
         (short names are relative to the VirtualService's namespace)."""
-        ns = self.namespaces[profile]
-        names = {f"{self.name}.{ns}", f"{self.name}.{ns}.svc", self.service_host(profile)}
+        ns, name = self.namespaces[profile], self._service_name(profile)
+        names = {f"{name}.{ns}", f"{name}.{ns}.svc", self.service_host(profile)}
         if ns == self.vs_namespace:
-            names.add(self.name)
+            names.add(name)
         return names
 
     def own_hosts(self) -> set[str]:
@@ -296,6 +301,19 @@ class _Validator:
                               f"subset {subsets[profile]!r} is not allowed: {DNS1123_RULE}")
             if subsets["prod"] == subsets["gray"]:
                 self.fail(node, "subsets", w, "prod and gray need two different subsets")
+        hosts_by_profile, node, w = pick("destinationHosts", None)
+        if hosts_by_profile is not None:
+            if layout != "namespaces":
+                self.fail(node, "destinationHosts", w, "only the namespaces layout names hosts; the subsets layout names subsets")
+            given = self.mapping(node, "destinationHosts", hosts_by_profile, w)
+            for key, value in given.items():
+                if key not in PROFILES:
+                    self.fail(given, key, f"{w}.{key}", "unknown profile; allowed: prod, gray")
+                if not is_dns1123_label(value):
+                    self.fail(given, key, f"{w}.{key}", f"{value!r} is not a Service name: {DNS1123_RULE}")
+            hosts_by_profile = dict(given)
+            if namespaces["prod"] == namespaces["gray"] and (hosts_by_profile.get("prod") or name) == (hosts_by_profile.get("gray") or name):
+                self.fail(node, "destinationHosts", w, "prod and gray name the same Service in the same namespace")
         domain, node, w = pick("clusterDomain", DEFAULT_CLUSTER_DOMAIN)
         if not isinstance(domain, str) or len(domain) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(domain):
             self.fail(node, "clusterDomain", w, f"{domain!r} is not a DNS domain (lowercase labels joined by '.', e.g. cluster.local)")
@@ -305,6 +323,7 @@ class _Validator:
             cookie_name=cookie_name, cookie_value=cookie_value, opt_out_routes=tuple(opt_out),
             virtual_service=vs_name, host_names=tuple(hosts or ()), destination_rule=dr_name,
             subsets=dict(subsets or DEFAULT_SUBSETS), cluster_domain=domain,
+            destination_hosts=dict(hosts_by_profile or {}),
         )
 
     def namespaces(self, layout: str, body: dict, defaults: dict, where: str) -> dict:
@@ -339,9 +358,9 @@ class _Validator:
         for key in given:
             if key not in PROFILES:
                 self.fail(given, key, f"{swhere}.namespaces.{key}", "unknown profile; allowed: prod, gray")
-        if result["prod"] == result["gray"]:
+        if result["prod"] == result["gray"] and "destinationHosts" not in body and "destinationHosts" not in defaults:
             self.fail(source, "namespaces", f"{swhere}.namespaces",
-                      "prod and gray share a namespace: use `layout: subsets` for that")
+                      "prod and gray share a namespace: use `layout: subsets`, or name two Services in `destinationHosts`")
         return result
 
 

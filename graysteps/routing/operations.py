@@ -309,7 +309,7 @@ def _profile(entry: Any, service: "ServiceSpec") -> str | None:
     if not isinstance(entry, dict) or not isinstance(entry.get("destination"), dict):
         return None
     dest = entry["destination"]
-    host, subset = dest.get("host"), dest.get("subset")
+    host, subset = str(dest.get("host", "")).lower(), dest.get("subset")
     if service.layout == "subsets":
         if host not in service.profile_hosts("prod"):
             return None

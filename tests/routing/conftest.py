@@ -54,3 +54,30 @@ def routing(vs: dict) -> dict:
     """The parts graysteps decides: spec, labels, annotations."""
     md = vs["metadata"]
     return {"spec": vs["spec"], "labels": md.get("labels"), "annotations": md.get("annotations")}
+
+
+@pytest.fixture(scope="session")
+def istioctl():
+    """istioctl built by tools/testenv/build-istio.sh (instant when cached; $GRAYSTEPS_ISTIO_BINARIES
+    overrides the directory). A missing binary fails the test saying how to get it."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    override = os.environ.get("GRAYSTEPS_ISTIO_BINARIES")
+    if override:
+        directory = Path(override)
+    else:
+        done = subprocess.run(["bash", str(root / "tools" / "testenv" / "build-istio.sh")], capture_output=True,
+                              text=True, stdin=subprocess.DEVNULL)
+        if done.returncode != 0:
+            pytest.fail(f"istioctl is missing and tools/testenv/build-istio.sh failed (exit {done.returncode}): "
+                        f"{done.stderr.strip()[-500:]}; run it by hand (needs Go) or set GRAYSTEPS_ISTIO_BINARIES",
+                        pytrace=False)
+        directory = Path(done.stdout.strip().splitlines()[-1])
+    binary = directory / "istioctl"
+    if not os.access(binary, os.X_OK):
+        pytest.fail(f"{binary} is missing: run bash tools/testenv/build-istio.sh (needs Go) or set "
+                    "GRAYSTEPS_ISTIO_BINARIES to a directory holding istioctl", pytrace=False)
+    return binary
