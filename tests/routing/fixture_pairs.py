@@ -69,6 +69,21 @@ def dump(obj: dict) -> str:
     return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False)
 
 
+def without_graysteps_marks(vs: dict) -> dict:
+    """`vs` without graysteps' own labels and annotations (what rollback may leave different)."""
+    import copy
+
+    vs = copy.deepcopy(vs)
+    md = vs["metadata"]
+    for part in ("labels", "annotations"):
+        kept = {k: v for k, v in (md.get(part) or {}).items() if not k.startswith("graysteps.io/")}
+        if kept:
+            md[part] = kept
+        else:
+            md.pop(part, None)
+    return vs
+
+
 def review_comment(text: str) -> str:
     """The leading `#` lines of a fixture file: what its reviewer says must hold."""
     lines = []

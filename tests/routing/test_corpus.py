@@ -16,6 +16,7 @@ from graysteps.errors import GraystepsError
 from graysteps.model.strategy import parse_strategy
 from graysteps.routing.operations import apply_strategy, is_graysteps_route
 from tests.routing.corpus_cases import CHAINS, CORPUS, cases, chain_id
+from tests.routing.fixture_pairs import without_graysteps_marks
 
 CASES = cases()
 ROLLBACK = parse_strategy("rollback")
@@ -28,18 +29,6 @@ def test_the_corpus_has_at_least_20_real_virtualservices_each_naming_source_and_
     for name in files:
         head = (CORPUS / name).read_text().splitlines()[:2]
         assert head[0].startswith("# Source: https://github.com/") and head[1].startswith("# License: "), name
-
-
-def without_graysteps_marks(vs: dict) -> dict:
-    vs = copy.deepcopy(vs)
-    md = vs["metadata"]
-    for part in ("labels", "annotations"):
-        kept = {k: v for k, v in (md.get(part) or {}).items() if not k.startswith("graysteps.io/")}
-        if kept:
-            md[part] = kept
-        else:
-            md.pop(part, None)
-    return vs
 
 
 def identity(route: dict) -> str:

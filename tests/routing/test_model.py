@@ -19,7 +19,7 @@ from graysteps.routing.operations import (
     warnings,
     with_subsets,
 )
-from tests.routing.fixture_pairs import CATALOGS, EXAMPLE_CATALOG
+from tests.routing.fixture_pairs import CATALOGS, EXAMPLE_CATALOG, without_graysteps_marks
 
 BOOKINFO = load_catalog(str(CATALOGS / "bookinfo.yaml"))
 REVIEWS = BOOKINFO.service("reviews")
@@ -45,18 +45,6 @@ def to(subset, weight=None, host="reviews", **extra):
 
 PINNED = {"match": [{"headers": {"end-user": {"exact": "jason"}}}], "route": [to("v2")]}
 SPLIT = {"route": [to("v1", 80), to("v3", 20)]}
-
-
-def without_graysteps_marks(vs: dict) -> dict:
-    vs = copy.deepcopy(vs)
-    md = vs["metadata"]
-    for part in ("labels", "annotations"):
-        kept = {k: v for k, v in (md.get(part) or {}).items() if not k.startswith("graysteps.io/")}
-        if kept:
-            md[part] = kept
-        else:
-            md.pop(part, None)
-    return vs
 
 
 def test_the_catalog_names_prod_and_gray_subsets_and_the_cluster_domain():
