@@ -5,7 +5,6 @@ passes Istio's own validation."""
 
 from __future__ import annotations
 
-import copy
 import json
 import subprocess
 

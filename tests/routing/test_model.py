@@ -3,7 +3,6 @@ gray destinations, and rollback gives back the routes it found (bookinfo's revie
 
 from __future__ import annotations
 
-import copy
 
 import pytest
 
