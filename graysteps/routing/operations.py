@@ -182,6 +182,12 @@ def warnings(vs: dict | None, service: "ServiceSpec", strategy: Strategy | None 
                 names = ", ".join(_dest_label(e) for e in others)
                 out.append(f"route {_label(r, i)} also sends traffic to {names}: graysteps moves only "
                            f"the share of {service.name}'s prod and gray and leaves that one as it is")
+    if strategy is not None and strategy.name == ROLLBACK:
+        for i, r in enumerate(http):
+            gray = [e for e in r.get("route") or [] if _touches(r, service) and _profile(e, service) == "gray"]
+            if gray:
+                out.append(f"route {_label(r, i)} sent traffic to gray ({', '.join(_dest_label(e) for e in gray)}) "
+                           "before graysteps first touched it, and rollback restores it as it was")
     if strategy is not None and strategy.name == WHITELIST and not (vs.get("spec") or {}).get("hosts"):
         out.append("delegate VirtualService: Istio (1.15 and later) accepts the cookie regex here only when "
                    "the root VirtualService's route does not match on the Cookie header too")

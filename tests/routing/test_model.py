@@ -209,3 +209,25 @@ def test_missing_subsets_are_named_and_added_without_renaming_or_removing_any():
     added = with_subsets(dr, REVIEWS)
     assert added["spec"]["subsets"] == dr["spec"]["subsets"] + [{"name": "v2", "labels": {"profile": "gray"}}]
     assert missing_subsets(added, REVIEWS) == [] and with_subsets(added, REVIEWS) == added
+
+
+def test_rollback_says_when_the_routes_it_restores_already_sent_traffic_to_gray():
+    found = reviews_vs({"route": [to("v1", 80), to("v2", 20)]})
+    rolled = apply_strategy(apply_strategy(found, REVIEWS, parse_strategy("promote")), REVIEWS, parse_strategy("rollback"))
+    assert rolled["spec"]["http"] == found["spec"]["http"]
+    assert any("sent traffic to gray (reviews subset v2 (20%)) before graysteps first touched it" in w
+               for w in warnings(rolled, REVIEWS, parse_strategy("rollback")))
+    assert not warnings(apply_strategy(reviews_vs({"route": [to("v1")]}), REVIEWS, parse_strategy("rollback")),
+                        REVIEWS, parse_strategy("rollback"))
+
+
+def test_verify_fails_conformance_when_a_catch_all_route_takes_the_traffic_before_graysteps_routes():
+    from graysteps.steps.verify import check_virtual_service
+
+    catch_all = {"name": "legacy", "route": [{"destination": {"host": "legacy"}}]}
+    vs = apply_strategy(reviews_vs(catch_all, {"name": "main", "route": [to("v1")]}), REVIEWS, parse_strategy("weight", 20))
+    check, strategy = check_virtual_service(vs, REVIEWS)
+    assert strategy == parse_strategy("weight", 20)
+    assert check.status == "failed" and "route 'legacy' matches every request" in check.message, check
+    fine = apply_strategy(reviews_vs({"name": "main", "route": [to("v1")]}, catch_all), REVIEWS, parse_strategy("weight", 20))
+    assert check_virtual_service(fine, REVIEWS)[0].status == "passed"

@@ -69,3 +69,31 @@ def test_without_create_subsets_an_existing_subset_set_is_never_changed(api, ser
     with pytest.raises(GraystepsError):
         route(service, parse_strategy("promote"), api_client=api, dry_run=True)
     assert read_destination_rule(service.vs_namespace, "reviews", "v1", api_client=api) == before
+
+
+def test_the_route_command_names_the_missing_subset_then_adds_it_with_create_subsets_and_reports_json(
+        kube, api, service_in, tmp_path):
+    import json
+
+    from tests.routing.test_cluster import graysteps
+
+    service = service_in("reviews", catalog=str(CATALOGS / "bookinfo.yaml"))
+    reviews_world(api, service)
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text("defaults:\n  layout: subsets\n  namespace: %s\n  subsets: {prod: v1, gray: v2}\n"
+                       "services:\n  reviews:\n    port: 9080\n" % service.vs_namespace)
+    base = ["route", "--catalog", str(catalog), "--kubeconfig", kube.kubeconfig, "--service", "reviews",
+            "--strategy", "weight", "--weight", "50"]
+    refused = graysteps(*base)
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert refused.stderr == (f"graysteps route: DestinationRule {service.vs_namespace}/reviews has no subset v2, so routes to "
+                              "it would fail (503); rerun with --create-subsets to add it (pods labelled profile: "
+                              "prod|gray), or fix the catalog's subsets\n")
+    done = graysteps(*base, "--create-subsets", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert (result["changed"], result["addedSubsets"], result["strategy"]) == (True, ["v2"], "weight=50")
+    assert any("also sends traffic to reviews subset v3 (20%)" in w for w in result["warnings"])
+    text = graysteps(*base)
+    assert text.returncode == 0 and "unchanged" in text.stdout
+    assert "warning: route #1 also sends traffic to reviews subset v3 (20%)" in text.stdout
