@@ -212,6 +212,11 @@ def traffic_problem(vs: dict | None, service: "ServiceSpec") -> str | None:
     return None
 
 
+def profile_of(entry: Any, service: "ServiceSpec") -> str | None:
+    """'prod', 'gray' or None (another destination) for one entry of a route's `route` list."""
+    return _profile(entry, service)
+
+
 # ----------------------------------------------------------------- internals
 
 
@@ -360,7 +365,12 @@ def _reshared(route: dict, service: "ServiceSpec", gray: Any, keep_if_unchanged:
     or a percentage); other destinations keep their place and weight."""
     entries = route["route"]
     kinds = [_profile(e, service) for e in entries]
-    if keep_if_unchanged and ((gray == _NO_GRAY and "gray" not in kinds) or (gray == _ALL_GRAY and "prod" not in kinds)):
+    # in the subsets layout an entry without a subset reaches every pod of the host, gray ones
+    # too: it is prod only once it names the prod subset
+    pinned = service.layout != "subsets" or all(
+        e["destination"].get("subset") == service.subsets["prod"] for e, k in zip(entries, kinds) if k == "prod")
+    if keep_if_unchanged and ((gray == _NO_GRAY and "gray" not in kinds and pinned)
+                              or (gray == _ALL_GRAY and "prod" not in kinds)):
         return route
     share = sum(_weight(e, entries) for e, k in zip(entries, kinds) if k is not None)
     first = next(i for i, k in enumerate(kinds) if k is not None)

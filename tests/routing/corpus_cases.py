@@ -12,6 +12,7 @@ traffic through istiod and Envoy takes the same outcomes, loads `outcome.rendere
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,3 +73,101 @@ def cases() -> list[Case]:
 
 def chain_id(chain: list[Strategy]) -> str:
     return "-".join(s.label for s in chain)
+
+
+# --- where a request lands: Istio's first-match semantics over http routes -------------
+
+_KNOWN_CLAUSE_KEYS = {"name", "uri", "headers", "sourceLabels", "gateways", "ignoreUriCase"}
+
+
+@dataclass(frozen=True)
+class Request:
+    path: str = "/"
+    headers: tuple = ()  # ((name, value), ...), names lower-case
+    source_labels: tuple = ()  # ((label, value), ...) of the calling workload
+    gateway: str = "mesh"
+
+
+def _string_match(rule: dict, value: str | None, ignore_case: bool = False) -> bool:
+    import re
+
+    if value is None:
+        return False
+    if ignore_case:
+        value = value.lower()
+        rule = {k: v.lower() if isinstance(v, str) else v for k, v in rule.items()}
+    if "exact" in rule:
+        return value == rule["exact"]
+    if "prefix" in rule:
+        return value.startswith(rule["prefix"])
+    if "regex" in rule:
+        return re.fullmatch(rule["regex"], value) is not None
+    raise ValueError(f"string match {rule} is not modelled here; extend _string_match")
+
+
+def _clause_matches(clause: dict, request: Request, vs_gateways: list) -> bool:
+    unknown = set(clause) - _KNOWN_CLAUSE_KEYS
+    if unknown:
+        raise ValueError(f"match keys {sorted(unknown)} are not modelled here; extend _clause_matches")
+    headers = dict(request.headers)
+    if "uri" in clause and not _string_match(clause["uri"], request.path, clause.get("ignoreUriCase", False)):
+        return False
+    for name, rule in (clause.get("headers") or {}).items():
+        if not _string_match(rule, headers.get(name.lower())):
+            return False
+    labels = dict(request.source_labels)
+    if any(labels.get(k) != v for k, v in (clause.get("sourceLabels") or {}).items()):
+        return False
+    if clause.get("sourceLabels") and request.gateway != "mesh":
+        return False  # Istio applies sourceLabels to sidecars only
+    gateways = clause.get("gateways") or vs_gateways or ["mesh"]
+    return request.gateway in gateways
+
+
+def first_route(vs: dict, request: Request) -> dict | None:
+    """The http route that takes `request` (None: no route matches)."""
+    gateways = (vs.get("spec") or {}).get("gateways") or []
+    for route in (vs.get("spec") or {}).get("http") or []:
+        if not route.get("match") or any(_clause_matches(c, request, gateways) for c in route["match"]):
+            return route
+    return None
+
+
+def landing(route: dict | None, service) -> dict:
+    """{destination: share} for a route: prod and gray by profile, others by their JSON (shares sum to 1)."""
+    from graysteps.routing.operations import profile_of
+
+    if route is None or not route.get("route"):
+        return {}
+    entries = route["route"]
+    weights = [100 if len(entries) == 1 else e.get("weight", 0) for e in entries]
+    total = sum(weights) or 1
+    out: dict = {}
+    for entry, weight in zip(entries, weights):
+        key = profile_of(entry, service) or json.dumps(entry["destination"], sort_keys=True)
+        if weight:
+            out[key] = out.get(key, 0) + weight / total
+    return out
+
+
+def requests_for(vs: dict) -> list[Request]:
+    """A request for each match clause of `vs` (plus a plain one), each with and without the
+    whitelist cookie and from a gray and a prod caller, through each gateway the VS binds."""
+    base = [Request()]
+    for route in (vs.get("spec") or {}).get("http") or []:
+        for clause in route.get("match") or []:
+            path = "/"
+            if "uri" in clause:
+                path = clause["uri"].get("exact") or clause["uri"].get("prefix") or "/"
+            headers = tuple((k.lower(), v.get("exact") or v.get("prefix") or "")
+                            for k, v in (clause.get("headers") or {}).items() if "regex" not in v)
+            base.append(Request(path=path, headers=headers))
+    gateways = (vs.get("spec") or {}).get("gateways") or ["mesh"]
+    out = []
+    for r in base:
+        for cookie in (None, "a=b; tenantGray=1"):
+            for profile in ("prod", "gray"):
+                for gateway in gateways:
+                    headers = r.headers + ((("cookie", cookie),) if cookie else ())
+                    out.append(Request(r.path, headers, (("profile", profile),), gateway))
+    return out

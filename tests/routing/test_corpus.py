@@ -14,7 +14,7 @@ import yaml
 from graysteps.errors import GraystepsError
 from graysteps.model.strategy import parse_strategy
 from graysteps.routing.operations import apply_strategy, is_graysteps_route
-from tests.routing.corpus_cases import CHAINS, CORPUS, cases, chain_id
+from tests.routing.corpus_cases import CHAINS, CORPUS, cases, chain_id, first_route, landing, requests_for
 from tests.routing.fixture_pairs import without_graysteps_marks
 
 CASES = cases()
@@ -83,6 +83,48 @@ def test_every_case_and_chain_is_idempotent_keeps_foreign_fields_and_rolls_back_
 
     rolled = apply_strategy(out, service, ROLLBACK)
     assert without_graysteps_marks(rolled) == original
+
+
+def expected_landing(original_route, service, strategy, request) -> dict:
+    """Where `strategy` sends `request`, from the route that took it before graysteps:
+    only the prod+gray share of a route with prod moves; everything else stays."""
+    before = landing(original_route, service)
+    opted_out = original_route is not None and original_route.get("name") in service.opt_out_routes
+    if "prod" not in before or opted_out or strategy.name == "rollback":
+        return before
+    share = before.get("prod", 0) + before.get("gray", 0)
+    headers, labels = dict(request.headers), dict(request.source_labels)
+    if strategy.name == "promote":
+        gray = share
+    elif strategy.name in ("weight", "balanced"):
+        total = 100 if len(original_route["route"]) == 1 else sum(e.get("weight", 0) for e in original_route["route"])
+        units = round(share * total)
+        gray = ((units * strategy.gray_weight() + 50) // 100) / total
+    elif strategy.name == "whitelist":
+        gray = share if "tenantGray=1" in headers.get("cookie", "") else 0
+    else:  # linked: callers labelled profile=gray, through the mesh
+        gray = share if labels.get("profile") == "gray" and request.gateway == "mesh" else 0
+    out = {k: v for k, v in before.items() if k not in ("prod", "gray")}
+    for key, value in (("gray", gray), ("prod", share - gray)):
+        if value > 1e-9:
+            out[key] = value
+    return out
+
+
+@pytest.mark.parametrize("chain", CHAINS, ids=chain_id)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.file[:-5])
+def test_every_request_lands_where_the_last_strategy_says(case, chain, tmp_path):
+    """Istio's first-match semantics over the routes before and after (corpus_cases.first_route):
+    with or without the cookie, from a gray or a prod caller, on each path the routes match."""
+    service = case.service(tmp_path)
+    original = case.original(service)
+    out, refused = run_chain(case, service, chain)
+    if refused:
+        return
+    for request in requests_for(original):
+        got = landing(first_route(out, request), service)
+        want = expected_landing(first_route(original, request), service, chain[-1], request)
+        assert got.keys() == want.keys() and all(abs(got[k] - want[k]) < 1e-9 for k in got), (request, got, want)
 
 
 @pytest.mark.world

@@ -231,3 +231,11 @@ def test_verify_fails_conformance_when_a_catch_all_route_takes_the_traffic_befor
     assert check.status == "failed" and "route 'legacy' matches every request" in check.message, check
     fine = apply_strategy(reviews_vs({"name": "main", "route": [to("v1")]}, catch_all), REVIEWS, parse_strategy("weight", 20))
     assert check_virtual_service(fine, REVIEWS)[0].status == "passed"
+
+
+def test_in_the_subsets_layout_a_route_to_the_whole_host_is_pinned_to_prod_while_gray_is_live():
+    whole = reviews_vs({"route": [{"destination": {"host": "reviews"}}]})
+    http = apply_strategy(whole, REVIEWS, parse_strategy("whitelist"))["spec"]["http"]
+    assert http[1]["route"] == [to("v1")]  # not every pod of reviews: gray's pods would answer too
+    assert apply_strategy(apply_strategy(whole, REVIEWS, parse_strategy("whitelist")), REVIEWS,
+                          parse_strategy("rollback"))["spec"]["http"] == whole["spec"]["http"]
