@@ -239,3 +239,15 @@ def test_in_the_subsets_layout_a_route_to_the_whole_host_is_pinned_to_prod_while
     assert http[1]["route"] == [to("v1")]  # not every pod of reviews: gray's pods would answer too
     assert apply_strategy(apply_strategy(whole, REVIEWS, parse_strategy("whitelist")), REVIEWS,
                           parse_strategy("rollback"))["spec"]["http"] == whole["spec"]["http"]
+
+
+@pytest.mark.parametrize("name", ["new-weight-20", "new-whitelist", "new-linked", "new-promote", "seed-v1alpha3-weight-20"])
+def test_a_virtualservice_an_older_graysteps_wrote_still_conforms_to_its_strategy(name):
+    """What graysteps wrote before it kept the original routes: the same object without that record."""
+    from tests.routing.fixture_pairs import FIXTURES, Case
+
+    case = Case(name, FIXTURES / name)
+    legacy = case.after()
+    del legacy["metadata"]["annotations"][ORIGINAL_ROUTES_ANNOTATION]
+    assert conforms(legacy, case.service(), case.strategy())
+    assert not conforms(legacy, case.service(), parse_strategy("balanced"))
