@@ -377,30 +377,33 @@ def _reshared(route: dict, service: "ServiceSpec", gray: Any, keep_if_unchanged:
     if keep_if_unchanged and ((gray == _NO_GRAY and "gray" not in kinds and pinned)
                               or (gray == _ALL_GRAY and "prod" not in kinds)):
         return route
-    share = sum(_weight(e, entries) for e, k in zip(entries, kinds) if k is not None)
-    first = next(i for i, k in enumerate(kinds) if k is not None)
-    prod_t = next((e for e, k in zip(entries, kinds) if k == "prod"), None)
-    gray_t = next((e for e, k in zip(entries, kinds) if k == "gray"), None)
-    prod_entry = _as_profile(prod_t or gray_t, service, "prod", "prod" if prod_t is not None else "gray")
-    gray_entry = _as_profile(gray_t or prod_t, service, "gray", "gray" if gray_t is not None else "prod")
-    if gray == _ALL_GRAY:
-        ours = [(gray_entry, share)]
-    elif gray == _NO_GRAY:
-        ours = [(prod_entry, share)]
-    else:
-        g = (share * gray + 50) // 100
-        ours = [(gray_entry, g), (prod_entry, share - g)]
+    # each prod or gray entry is split in place into its gray and its prod part, each
+    # built on that entry (its port and per-destination headers kept); equal results merge
     out: list[dict] = []
-    for i, (e, k) in enumerate(zip(entries, kinds)):
-        if i == first:
-            out.extend(_weighted(entry, w) for entry, w in ours)
-        elif k is None:
+    for e, k in zip(entries, kinds):
+        if k is None:
             out.append(copy.deepcopy(e))
+            continue
+        weight = _weight(e, entries)
+        g = weight if gray == _ALL_GRAY else 0 if gray == _NO_GRAY else (weight * gray + 50) // 100
+        for profile, part in (("gray", g), ("prod", weight - g)):
+            if part or isinstance(gray, int):
+                _add(out, _weighted(_as_profile(e, service, profile, k), part))
     if len(out) == 1:
         out[0].pop("weight", None)  # a single destination takes all traffic
     new = dict(route)  # same key order; only `route` changes
     new["route"] = out
     return new
+
+
+def _add(out: list[dict], entry: dict) -> None:
+    """Append `entry`, or add its weight to an equal entry already in `out`."""
+    same = {k: v for k, v in entry.items() if k != "weight"}
+    for other in out:
+        if {k: v for k, v in other.items() if k != "weight"} == same and "weight" in other:
+            other["weight"] += entry["weight"]
+            return
+    out.append(entry)
 
 
 def _weighted(entry: dict, weight: int) -> dict:

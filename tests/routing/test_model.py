@@ -251,3 +251,15 @@ def test_a_virtualservice_an_older_graysteps_wrote_still_conforms_to_its_strateg
     del legacy["metadata"]["annotations"][ORIGINAL_ROUTES_ANNOTATION]
     assert conforms(legacy, case.service(), case.strategy())
     assert not conforms(legacy, case.service(), parse_strategy("balanced"))
+
+
+def test_two_prod_destinations_with_their_own_headers_each_keep_them_and_their_proportion():
+    a = to("v1", 60, headers={"request": {"set": {"x-a": "1"}}})
+    b = to("v1", 40, headers={"request": {"set": {"x-b": "2"}}}, **{"destination": {"host": "reviews", "subset": "v1",
+                                                                                     "port": {"number": 9080}}})
+    http = apply_strategy(reviews_vs({"route": [a, b]}), REVIEWS, parse_strategy("weight", 50))["spec"]["http"]
+    assert http[0]["route"] == [
+        {**a, "destination": {"host": "reviews", "subset": "v2"}, "weight": 30}, {**a, "weight": 30},
+        {**b, "destination": {"host": "reviews", "subset": "v2", "port": {"number": 9080}}, "weight": 20}, {**b, "weight": 20}]
+    promoted = apply_strategy(reviews_vs({"route": [a, b]}), REVIEWS, parse_strategy("promote"))["spec"]["http"]
+    assert [e["headers"] for e in promoted[0]["route"]] == [a["headers"], b["headers"]]
