@@ -77,7 +77,7 @@ def chain_id(chain: list[Strategy]) -> str:
 
 # --- where a request lands: Istio's first-match semantics over http routes -------------
 
-_KNOWN_CLAUSE_KEYS = {"name", "uri", "headers", "sourceLabels", "gateways", "ignoreUriCase"}
+_STRING_KEYS = ("method", "authority", "scheme")
 
 
 @dataclass(frozen=True)
@@ -86,11 +86,19 @@ class Request:
     headers: tuple = ()  # ((name, value), ...), names lower-case
     source_labels: tuple = ()  # ((label, value), ...) of the calling workload
     gateway: str = "mesh"
+    method: str = "GET"
+    authority: str = "service"
+    scheme: str = "http"
+    port: int | None = None
+    query: tuple = ()  # ((name, value), ...)
+    source_namespace: str = "default"
 
 
 def _string_match(rule: dict, value: str | None, ignore_case: bool = False) -> bool:
     import re
 
+    if not rule:
+        return True
     if value is None:
         return False
     if ignore_case:
@@ -105,16 +113,30 @@ def _string_match(rule: dict, value: str | None, ignore_case: bool = False) -> b
     raise ValueError(f"string match {rule} is not modelled here; extend _string_match")
 
 
+_KNOWN_CLAUSE_KEYS = {"name", "uri", "headers", "withoutHeaders", "queryParams", "sourceLabels", "sourceNamespace",
+                      "gateways", "ignoreUriCase", "port", *_STRING_KEYS}
+
+
 def _clause_matches(clause: dict, request: Request, vs_gateways: list) -> bool:
     unknown = set(clause) - _KNOWN_CLAUSE_KEYS
     if unknown:
         raise ValueError(f"match keys {sorted(unknown)} are not modelled here; extend _clause_matches")
-    headers = dict(request.headers)
+    headers, query = dict(request.headers), dict(request.query)
     if "uri" in clause and not _string_match(clause["uri"], request.path, clause.get("ignoreUriCase", False)):
         return False
-    for name, rule in (clause.get("headers") or {}).items():
-        if not _string_match(rule, headers.get(name.lower())):
+    if any(k in clause and not _string_match(clause[k], getattr(request, k)) for k in _STRING_KEYS):
+        return False
+    if any(not _string_match(rule, headers.get(name.lower())) for name, rule in (clause.get("headers") or {}).items()):
+        return False
+    for name, rule in (clause.get("withoutHeaders") or {}).items():
+        if name.lower() in headers and _string_match(rule, headers[name.lower()]):
             return False
+    if any(not _string_match(rule, query.get(name)) for name, rule in (clause.get("queryParams") or {}).items()):
+        return False
+    if "port" in clause and clause["port"] != request.port:
+        return False
+    if clause.get("sourceNamespace") and clause["sourceNamespace"] != request.source_namespace:
+        return False
     labels = dict(request.source_labels)
     if any(labels.get(k) != v for k, v in (clause.get("sourceLabels") or {}).items()):
         return False
@@ -150,18 +172,30 @@ def landing(route: dict | None, service) -> dict:
     return out
 
 
+def _example(rule: dict | None) -> str | None:
+    """A value the string match accepts (None for a regex: not synthesised)."""
+    if not rule:
+        return None
+    return rule.get("exact", rule.get("prefix"))
+
+
 def requests_for(vs: dict) -> list[Request]:
     """A request for each match clause of `vs` (plus a plain one), each with and without the
     whitelist cookie and from a gray and a prod caller, through each gateway the VS binds."""
+    from dataclasses import replace
+
     base = [Request()]
     for route in (vs.get("spec") or {}).get("http") or []:
         for clause in route.get("match") or []:
-            path = "/"
-            if "uri" in clause:
-                path = clause["uri"].get("exact") or clause["uri"].get("prefix") or "/"
-            headers = tuple((k.lower(), v.get("exact") or v.get("prefix") or "")
-                            for k, v in (clause.get("headers") or {}).items() if "regex" not in v)
-            base.append(Request(path=path, headers=headers))
+            headers = ((k.lower(), _example(m)) for k, m in (clause.get("headers") or {}).items())
+            query = ((k, _example(m)) for k, m in (clause.get("queryParams") or {}).items())
+            r = Request(path=_example(clause.get("uri")) or "/", headers=tuple(h for h in headers if h[1] is not None),
+                        query=tuple(q for q in query if q[1] is not None), port=clause.get("port"),
+                        source_namespace=clause.get("sourceNamespace") or "default")
+            for key in _STRING_KEYS:
+                if _example(clause.get(key)) is not None:
+                    r = replace(r, **{key: _example(clause[key])})
+            base.append(r)
     gateways = (vs.get("spec") or {}).get("gateways") or ["mesh"]
     out = []
     for r in base:
@@ -169,5 +203,5 @@ def requests_for(vs: dict) -> list[Request]:
             for profile in ("prod", "gray"):
                 for gateway in gateways:
                     headers = r.headers + ((("cookie", cookie),) if cookie else ())
-                    out.append(Request(r.path, headers, (("profile", profile),), gateway))
+                    out.append(replace(r, headers=headers, source_labels=(("profile", profile),), gateway=gateway))
     return out
