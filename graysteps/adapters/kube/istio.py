@@ -8,7 +8,9 @@ re-applied, up to `max_attempts` times with jittered backoff. So no update is
 ever lost and nothing is written on top of a version graysteps did not read.
 
 `route(service, strategy)` is that with `apply_strategy`, plus (for the
-`subsets` layout) the DestinationRule created if it is missing.
+`subsets` layout) the DestinationRule created if it is missing, and an existing
+one checked for the catalog's prod and gray subsets (`create_subsets` adds a
+missing one; none is ever renamed or removed).
 `dry_run=True` sends the same requests with the apiserver's dryRun=All: the
 server validates, nothing is stored.
 """
