@@ -1,12 +1,14 @@
 """`graysteps route`: apply a strategy to a service's VirtualService in the cluster.
 
     graysteps route --service NAME --strategy STRATEGY [--weight N] [--dry-run]
-                    [--catalog FILE] [--kubeconfig FILE]
+                    [--create-subsets] [--json] [--catalog FILE] [--kubeconfig FILE]
 
 Creates the VirtualService when it is missing. A read-modify-write carrying the
-resourceVersion, retried on conflicts (graysteps/routing/cluster.py).
+resourceVersion, retried on conflicts (graysteps/adapters/kube/istio.py).
 `--dry-run` prints the diff and has the apiserver validate it (dryRun=All);
 nothing is stored. Safe to repeat: the same strategy twice changes nothing.
+Warnings (a route that shadows the service's routes, a mixed route) are printed
+after the outcome, and are in `--json`'s "warnings".
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="whitelist, weight, balanced, linked, promote or rollback")
     parser.add_argument("--weight", metavar="N", help="gray share in percent (0-100), with --strategy weight")
     parser.add_argument("--dry-run", action="store_true", help="print the diff; the apiserver validates, nothing is stored")
+    parser.add_argument("--create-subsets", action="store_true",
+                        help="subsets layout: add the catalog's prod/gray subset to the DestinationRule when missing "
+                             "(never renames or removes one)")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object instead of text")
     add_catalog_argument(parser)
     add_kubeconfig_argument(parser)
 
@@ -38,10 +44,8 @@ def run(args: argparse.Namespace) -> int:
     strategy = parse_strategy(args.strategy, args.weight)
     service = load_catalog(args.catalog).service(args.service)
     with api_client(args.kubeconfig) as client:
-        result = route(service, strategy, api_client=client, dry_run=args.dry_run)
+        result = route(service, strategy, api_client=client, dry_run=args.dry_run, create_subsets=args.create_subsets)
     where = f"VirtualService {service.vs_namespace}/{service.vs_name}"
-    if result.diff:
-        print(result.diff, end="" if result.diff.endswith("\n") else "\n")
     if not result.changed:
         outcome = "unchanged (already as the strategy demands)"
     elif result.before is None:
@@ -51,7 +55,23 @@ def run(args: argparse.Namespace) -> int:
     extras = []
     if result.created_destination_rule:
         extras.append(f"DestinationRule {service.vs_namespace}/{service.dr_name} {'would be ' if args.dry_run else ''}created")
+    if result.added_subsets:
+        extras.append(f"subset(s) {', '.join(result.added_subsets)} {'would be ' if args.dry_run else ''}added to "
+                      f"DestinationRule {service.vs_namespace}/{service.dr_name}")
     if result.conflicts:
         extras.append(f"{result.conflicts} conflict(s) with other writers, re-applied")
+    if args.json:
+        import json
+
+        print(json.dumps({"service": service.name, "virtualService": f"{service.vs_namespace}/{service.vs_name}",
+                          "strategy": strategy.label, "changed": result.changed, "dryRun": args.dry_run,
+                          "outcome": outcome, "createdDestinationRule": result.created_destination_rule,
+                          "addedSubsets": result.added_subsets, "conflicts": result.conflicts,
+                          "warnings": result.warnings, "diff": result.diff}))
+        return 0
+    if result.diff:
+        print(result.diff, end="" if result.diff.endswith("\n") else "\n")
     print(f"{where}: {outcome}; strategy {strategy.label}" + "".join(f"; {e}" for e in extras))
+    for warning in result.warnings:
+        print(f"warning: {warning}")
     return 0

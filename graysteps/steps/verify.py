@@ -124,7 +124,7 @@ def check_rollout(api_client, spec: Any, env: str, *, timeout: float = 0.0) -> C
 
 def check_virtual_service(vs: Mapping | None, spec: Any) -> tuple[Check, Any]:
     """(check, strategy): the live VS carries a strategy and conforms to it."""
-    from graysteps.routing.operations import conforms, current_strategy
+    from graysteps.routing.operations import conforms, current_strategy, traffic_problem
 
     title = f"virtualservice {spec.vs_namespace}/{spec.vs_name} conforms to its strategy"
     if vs is None:
@@ -140,6 +140,10 @@ def check_virtual_service(vs: Mapping | None, spec: Any) -> tuple[Check, Any]:
             f" --weight {strategy.weight}" if strategy.weight is not None else "")
         return Check(title, FAILED, f"the live routes are not what strategy {label} demands (changed by hand?); "
                                     f"rerun `{again}` or inspect them with `graysteps render --from`"), strategy
+    problem = traffic_problem(vs, spec)
+    if problem:
+        return Check(title, FAILED, f"routes match strategy {label}, but {problem}; move that route after them "
+                                    "or give it a match"), strategy
     return Check(title, PASSED, f"routes match strategy {label}"), strategy
 
 

@@ -67,7 +67,41 @@ def test_render_from_a_file_that_is_not_a_virtualservice_is_bad_input(tmp_path):
     bad.write_text("apiVersion: v1\nkind: Service\nmetadata: {name: x}\n")
     done = graysteps(*RENDER, "--service", "test-a", "--strategy", "promote", "--from", str(bad))
     assert (done.returncode, done.stdout) == (2, "")
-    assert done.stderr == f"graysteps render: --from {bad}: expected exactly one VirtualService document\n"
+    assert done.stderr == (f"graysteps render: --from {bad}: no VirtualService document; "
+                           "give a file with the service's VirtualService\n")
+
+
+def test_render_finds_the_virtualservice_among_other_documents_by_kind(tmp_path):
+    both = tmp_path / "app.yaml"
+    both.write_text("apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec: {}\n---\n"
+                    + (FIXTURES / "rich-weight-20" / "before.yaml").read_text())
+    done = graysteps(*RENDER, "--service", "test-a", "--strategy", "promote", "--from", str(both))
+    assert done.returncode == 0, done.stderr
+    assert yaml.safe_load(done.stdout)["kind"] == "VirtualService"
+
+
+def test_render_refuses_duplicate_keys_naming_the_line(tmp_path):
+    bad = tmp_path / "vs.yaml"
+    bad.write_text("apiVersion: networking.istio.io/v1\nkind: VirtualService\nkind: VirtualService\n")
+    done = graysteps(*RENDER, "--service", "test-a", "--strategy", "promote", "--from", str(bad))
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == f"graysteps render: --from {bad}:3: not valid YAML (duplicate key 'kind')\n"
+
+
+def test_render_refuses_a_tcp_only_virtualservice_in_one_line_and_warns_on_stderr_about_shadowing(tmp_path):
+    tcp = tmp_path / "tcp.yaml"
+    tcp.write_text("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: test-a, namespace: prod}\n"
+                   "spec:\n  hosts: [test-a]\n  tcp:\n  - route:\n    - destination: {host: test-a.prod.svc.cluster.local}\n")
+    done = graysteps(*RENDER, "--service", "test-a", "--strategy", "promote", "--from", str(tcp))
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.startswith("graysteps render: VirtualService prod/test-a routes only TCP") and done.stderr.count("\n") == 1
+    shadow = tmp_path / "shadow.yaml"
+    shadow.write_text("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: test-a, namespace: prod}\n"
+                      "spec:\n  hosts: [test-a]\n  http:\n  - name: old\n    route:\n    - destination: {host: legacy}\n"
+                      "  - name: main\n    route:\n    - destination: {host: test-a.prod.svc.cluster.local}\n")
+    done = graysteps(*RENDER, "--service", "test-a", "--strategy", "promote", "--from", str(shadow))
+    assert done.returncode == 0 and yaml.safe_load(done.stdout)["kind"] == "VirtualService"
+    assert done.stderr.startswith("graysteps render: warning: route 'old' matches every request, so 'main'")
 
 
 def test_a_bad_catalog_line_is_named_on_the_one_error_line(tmp_path):

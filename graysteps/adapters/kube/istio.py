@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
 
 from graysteps.adapters.kube.errors import apiserver_error
@@ -54,6 +54,8 @@ class WriteResult:
     conflicts: int = 0
     dry_run: bool = False
     created_destination_rule: bool = False
+    added_subsets: list = field(default_factory=list)  # subsets --create-subsets added to the DestinationRule
+    warnings: list = field(default_factory=list)  # what the user should know (routing.operations.warnings)
 
 
 def where(target: Target) -> str:
@@ -235,6 +237,43 @@ def ensure_destination_rule(namespace: str, name: str, api_version: str, body: d
                 return False
             raise apiserver_error(f"failed to create {what}", e) from e
     return True
+
+
+def read_destination_rule(namespace: str, name: str, api_version: str, *, api_client: Any = None) -> dict | None:
+    """The DestinationRule `namespace/name` (None when missing); `api_version` as
+    `networking.istio.io/v1` or just `v1`."""
+    with as_transport(api_client) as api:
+        try:
+            return api.request("GET", path(api_version.split("/", 1)[-1], namespace, "destinationrules", name))
+        except Exception as e:  # noqa: BLE001
+            if getattr(e, "status", None) == 404:
+                return None
+            raise apiserver_error(f"failed to read DestinationRule {namespace}/{name}", e) from e
+
+
+def update_destination_rule(namespace: str, name: str, api_version: str, mutate: Callable[[dict], dict | None], *,
+                            api_client: Any = None, dry_run: bool = False,
+                            max_attempts: int = MAX_ATTEMPTS) -> tuple[dict | None, dict | None]:
+    """Read-modify-write an existing DestinationRule, as update_virtual_service does a
+    VirtualService (resourceVersion, re-read and re-apply on 409). `mutate` may
+    return None to write nothing. Returns (as read, as written or None)."""
+    version = api_version.split("/", 1)[1]
+    what = f"DestinationRule {namespace}/{name}"
+    with as_transport(api_client) as api:
+        for attempt in range(1, max_attempts + 1):
+            current = read_destination_rule(namespace, name, api_version, api_client=api)
+            new = None if current is None else mutate(copy.deepcopy(current))
+            if new is None or new == current:
+                return current, None
+            try:
+                return current, api.request("PUT", path(version, namespace, "destinationrules", name), new,
+                                            **_query(dry_run))
+            except Exception as e:  # noqa: BLE001
+                if getattr(e, "status", None) == 409 and attempt < max_attempts:
+                    time.sleep(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)))
+                    continue
+                raise apiserver_error(f"failed to update {what}", e) from e
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 # ---------------------------------------------------------------- helpers
