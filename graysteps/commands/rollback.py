@@ -4,7 +4,7 @@ Tries every service in parallel (bounded by --workers), prints one line per
 service, and exits 1 if any failed. Safe to repeat: a service already on prod
 is not written. `--all` means every catalog service, plus any VirtualService
 labelled as managed by graysteps that the catalog does not know (reported as
-failed, since its prod destination is unknown); see graysteps/fleet_rollback.py.
+failed, since its prod destination is unknown); see graysteps/steps/rollback.py.
 With an audit database (--db, $GRAYSTEPS_DB), a real run leaves one `rollback`
 row in the audit table, written after the rollback so that loading the
 database layer or a database outage never delays it (graysteps/release_record.py).

@@ -2,7 +2,7 @@
 
 Read-only. One line per catalog service: the strategy recorded on its VirtualService and whether the
 live routes still match it, and the version and readiness of its gray and prod Deployments
-(graysteps/fleet_status.py). Exits 1 when a service's routes were changed by hand.
+(graysteps/steps/status.py). Exits 1 when a service's routes were changed by hand.
 """
 
 from __future__ import annotations

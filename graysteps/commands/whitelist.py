@@ -1,4 +1,4 @@
-"""`graysteps whitelist add|remove|list|sync`: the tenant whitelist (graysteps/whitelist/)."""
+"""`graysteps whitelist add|remove|list|sync`: the tenant whitelist (graysteps/steps/whitelist.py)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
     python -m graysteps_lab.sandbox.supervisor --dir D --catalog FILE [--no-workloads]
 
-It starts every component (see graysteps/sandbox/__init__.py), records each
+It starts every component (see graysteps_lab/sandbox/__init__.py), records each
 one in D/state.json, writes D/supervisor.pid, and runs until SIGTERM/SIGINT
 (`graysteps sandbox down`); then it stops everything in reverse order and
 removes the pid file last.

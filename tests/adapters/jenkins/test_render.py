@@ -1,4 +1,4 @@
-"""One source of truth: graysteps/jenkins_jobs.py declares each job's parameters, triggers and options,
+"""One source of truth: graysteps/adapters/jenkins/render.py declares each job's parameters, triggers and options,
 `jobs render` writes exactly that into its config.xml, SERVICE offers the catalog's services, and no
 Jenkinsfile overrides any of it with properties([...])."""
 

@@ -1,4 +1,4 @@
-"""The rollback's lean transport (graysteps/kube_rest.py) on the real apiserver:
+"""The rollback's lean transport (graysteps/adapters/kube/rest.py) on the real apiserver:
 it writes what the kubernetes client path writes, and kubeconfigs it does not
 handle go through the client."""
 
