@@ -30,7 +30,8 @@ from graysteps_lab.world.process import SETUP_HINT, ManagedServer, ServerProcess
 
 from graysteps_lab.paths import REPO_ROOT
 BUILD_SCRIPT = REPO_ROOT / "tools" / "testenv" / "build.sh"
-ISTIO_API_MODULE = "istio.io/api@v1.30.3"
+# The istio.io/api version istiod (tools/testenv/build-istio.sh) is built with: its CRDs match istiod.
+ISTIO_API_MODULE = "istio.io/api@v1.31.0-rc.0.0.20260824154656-b943409680a7"
 ISTIO_CRDS_IN_MODULE = "kubernetes/customresourcedefinitions.gen.yaml"
 ADMIN_USER = "graysteps-admin"
 
@@ -66,18 +67,25 @@ def checked_binaries(directory: Path) -> Path:
 
 
 def istio_crds_path() -> Path:
-    """Istio's CRDs: ../shared/istio/crds.yaml next to the checkout, else istio/api from the Go module proxy."""
+    """Istio's CRDs, of the istio.io/api version istiod is built with (from the Go
+    module cache or proxy). Without the 'go' command, ../shared/istio/crds.yaml
+    next to the checkout (1.30.3: same kinds and versions, an older schema)."""
     shared = REPO_ROOT.parent / "shared" / "istio" / "crds.yaml"
-    if shared.is_file():
-        return shared
     try:
         done = subprocess.run(["go", "mod", "download", "-json", ISTIO_API_MODULE], capture_output=True, text=True,
-                              cwd="/", env={**os.environ, "GO111MODULE": "on", "GOFLAGS": "-mod=mod"})
+                              cwd="/", env={**os.environ, "GO111MODULE": "on", "GOFLAGS": "-mod=mod"},
+                              stdin=subprocess.DEVNULL, timeout=300)
     except FileNotFoundError as e:
-        raise WorldError(f"{shared} is missing and the 'go' command too (to fetch {ISTIO_API_MODULE}): "
+        if shared.is_file():
+            return shared
+        raise WorldError(f"the 'go' command is missing (to fetch {ISTIO_API_MODULE}) and so is {shared}: "
                          f"{SETUP_HINT}", step="testworld") from e
+    except subprocess.TimeoutExpired as e:
+        raise WorldError(f"`go mod download {ISTIO_API_MODULE}` took over 300s", step="testworld") from e
     if done.returncode != 0:
-        raise WorldError(f"{shared} is missing and `go mod download {ISTIO_API_MODULE}` failed: "
+        if shared.is_file():
+            return shared
+        raise WorldError(f"`go mod download {ISTIO_API_MODULE}` failed and {shared} is missing: "
                          f"{done.stderr.strip() or done.stdout.strip()}", step="testworld")
     path = Path(json.loads(done.stdout)["Dir"]) / ISTIO_CRDS_IN_MODULE
     if not path.is_file():
