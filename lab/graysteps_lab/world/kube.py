@@ -42,26 +42,33 @@ def control_plane_binaries() -> Path:
     $GRAYSTEPS_KUBE_BINARIES when set; otherwise tools/testenv/build.sh, which
     answers at once from its cache and builds (10+ minutes) when cold.
     """
-    override = os.environ.get("GRAYSTEPS_KUBE_BINARIES")
+    return built_binaries(BUILD_SCRIPT, "GRAYSTEPS_KUBE_BINARIES", ("etcd", "kube-apiserver"))
+
+
+def built_binaries(script: Path, override_variable: str, names: tuple[str, ...]) -> Path:
+    """The directory $`override_variable` names, else the one the build `script`
+    prints (from its cache, or after building), once it holds every one of `names`."""
+    override = os.environ.get(override_variable)
     if override:
         found = Path(override)
     else:
-        if not BUILD_SCRIPT.is_file():
-            raise WorldError(f"{BUILD_SCRIPT} is missing: run from a graysteps checkout, or set "
-                             "GRAYSTEPS_KUBE_BINARIES to a directory with etcd and kube-apiserver", step="testworld")
-        done = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if not script.is_file():
+            raise WorldError(f"{script} is missing: run from a graysteps checkout, or set "
+                             f"{override_variable} to a directory with {' and '.join(names)}", step="testworld")
+        done = subprocess.run(["bash", str(script)], capture_output=True, text=True, stdin=subprocess.DEVNULL)
         if done.returncode != 0:
             tail = "\n".join(done.stderr.splitlines()[-30:])
-            raise WorldError(f"{BUILD_SCRIPT} failed (exit {done.returncode}): {SETUP_HINT}\n{tail}", step="testworld")
+            raise WorldError(f"{script} failed (exit {done.returncode}): {SETUP_HINT}\n{tail}", step="testworld")
         found = Path(done.stdout.strip().splitlines()[-1])
-    return checked_binaries(found)
+    return checked_binaries(found, names, script)
 
 
-def checked_binaries(directory: Path) -> Path:
-    """`directory`, once it is known to hold executable etcd and kube-apiserver."""
-    for name in ("etcd", "kube-apiserver"):
+def checked_binaries(directory: Path, names: tuple[str, ...] = ("etcd", "kube-apiserver"),
+                     script: Path = BUILD_SCRIPT) -> Path:
+    """`directory`, once it is known to hold every one of `names`, executable."""
+    for name in names:
         if not os.access(directory / name, os.X_OK):
-            raise WorldError(f"{directory / name} is missing: run bash {BUILD_SCRIPT} (needs Go), or {SETUP_HINT}",
+            raise WorldError(f"{directory / name} is missing: run bash {script} (needs Go), or {SETUP_HINT}",
                              step="testworld")
     return directory
 
