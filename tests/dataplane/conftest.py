@@ -1,26 +1,28 @@
-"""Data-plane fixtures: a LocalMesh (backends for prod and gray behind a real
-Envoy) routed by VirtualServices made by graysteps' own strategies."""
+"""Data-plane fixtures: a LocalMesh (istiod configuring a gateway Envoy and a
+sidecar Envoy per caller profile, in front of prod and gray backends) routed by
+VirtualServices made by graysteps' own strategies."""
 
 from __future__ import annotations
 
 import pytest
 
 from graysteps_lab.world.mesh import LocalMesh
-from tests.dataplane.virtual_services import endpoint_key
+from tests.dataplane.virtual_services import destination
 from tests.fixtures.failing import fail_loudly
 
 
 @pytest.fixture
-def start_mesh(envoy_binary, tmp_path):
+def start_mesh(kube, istiod, envoy_binary, tmp_path):
     """start_mesh(services, virtual_services, **kw) -> a started LocalMesh, stopped after the test."""
     meshes: list[LocalMesh] = []
 
     def start(services, virtual_services, **kw) -> LocalMesh:
-        kw.setdefault("endpoint_key", endpoint_key("namespaces"))
-        mesh = LocalMesh(services, virtual_services, tmp_path / f"mesh{len(meshes)}", envoy_binary=envoy_binary, **kw)
-        with fail_loudly("envoy"):
-            mesh.start()
+        kw.setdefault("destination", destination("namespaces"))
+        mesh = LocalMesh(services, virtual_services, tmp_path / f"mesh{len(meshes)}", kube=kube, istiod=istiod,
+                         envoy_binary=envoy_binary, **kw)
         meshes.append(mesh)
+        with fail_loudly("the mesh (istiod + Envoy)"):
+            mesh.start()
         return mesh
 
     yield start

@@ -284,3 +284,118 @@ def _failure(step: str, what: str, error: Any) -> GraystepsError:
         422: "the apiserver rejected the object; fix the VirtualService or the catalog",
     }.get(status, "check the apiserver and retry (the step is safe to repeat)")
     return GraystepsError(f"{what}: {status} {getattr(error, 'reason', '')}: {detail}; {hint}".replace(":  :", ":"), step=step)
+
+
+# ------------------------------------------------------- waiting for Istio to serve a change
+
+XDS_TYPES = ("type.googleapis.com/envoy.config.cluster.v3.Cluster",
+             "type.googleapis.com/envoy.config.listener.v3.Listener",
+             "type.googleapis.com/envoy.config.route.v3.RouteConfiguration")
+_UUID_LENGTH = 36  # istiod's nonce is its push version ("<RFC3339 time>/<push number>") followed by a UUID
+
+
+@dataclass(frozen=True)
+class ConfigChange:
+    """One Istio object as written: `resource_version` None when it was deleted."""
+
+    kind: str
+    namespace: str
+    name: str
+    resource_version: str | None
+
+
+@dataclass
+class Served:
+    """What `wait_until_served` saw: the seconds it took, istiod's push number that
+    carried the change, and the proxies that acknowledged it."""
+
+    seconds: float
+    push: int
+    proxies: list[str]
+
+
+def written_change(obj: dict | None, *, kind: str = "VirtualService") -> ConfigChange | None:
+    """The ConfigChange of an object a write returned (None for a dry run or no object)."""
+    md = (obj or {}).get("metadata") or {}
+    if not md.get("resourceVersion"):
+        return None
+    return ConfigChange(obj.get("kind", kind), md.get("namespace", ""), md["name"], md["resourceVersion"])
+
+
+def push_number(nonce: str) -> int:
+    """The push number in an istiod nonce, -1 when it has none."""
+    try:
+        return int(nonce[:-_UUID_LENGTH].rsplit("/", 1)[1])
+    except (IndexError, ValueError):
+        return -1
+
+
+def wait_until_served(changes: list[ConfigChange], debug_get: Callable[[str], Any], *, timeout: float = 30.0,
+                      poll: float = 0.02, step: str = STEP) -> Served:
+    """Return once Istio serves `changes`: istiod holds every object at its written
+    resourceVersion (/debug/configz), and then every proxy connected to istiod has
+    acknowledged (ACK, not NACK) clusters, listeners and routes of a push that
+    istiod started after it held them (/debug/syncz, as `istioctl proxy-status`).
+
+    `debug_get(path)` answers istiod's debug endpoints, decoded from JSON. Raises
+    GraystepsError after `timeout` seconds naming what was still missing.
+    """
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    floor = None  # the newest push istiod had started when it was first seen holding every change
+    missing: list[str] = []
+    while True:
+        try:
+            if floor is None:
+                missing = _not_in_istiod(changes, debug_get("/debug/configz"))
+                if not missing:
+                    floor = max([_newest_push(p) for p in debug_get("/debug/syncz")] or [-1])
+            if floor is not None:
+                proxies = debug_get("/debug/syncz")
+                missing = [p.get("proxy", "?") for p in proxies if not _acked_after(p, floor)]
+                if not missing:
+                    return Served(time.monotonic() - t0, floor + 1, sorted(p.get("proxy", "?") for p in proxies))
+        except (OSError, ValueError) as e:
+            missing = [f"istiod's debug endpoint did not answer ({type(e).__name__}: {e})"]
+        if time.monotonic() > deadline:
+            what = ("istiod has not received " if floor is None else "these proxies have not acknowledged it: ")
+            raise GraystepsError(
+                f"Istio did not serve the change within {timeout:g}s; {what}{', '.join(missing[:10])}"
+                f"{' …' if len(missing) > 10 else ''}; check istiod's log and `istioctl proxy-status`, "
+                "then retry (the step is safe to repeat)", step=step)
+        time.sleep(poll)
+
+
+def _not_in_istiod(changes: list[ConfigChange], configz: list[dict]) -> list[str]:
+    held = {(c.get("kind"), (c.get("metadata") or {}).get("namespace", ""), (c.get("metadata") or {}).get("name")):
+            (c.get("metadata") or {}).get("resourceVersion") for c in configz or []}
+    missing = []
+    for change in changes:
+        key = (change.kind, change.namespace, change.name)
+        if change.resource_version is None:
+            if key in held:
+                missing.append(f"the deletion of {change.kind} {change.namespace}/{change.name}")
+        elif held.get(key) != change.resource_version and not _newer(held.get(key), change.resource_version):
+            missing.append(f"{change.kind} {change.namespace}/{change.name} at resourceVersion {change.resource_version}")
+    return missing
+
+
+def _newer(held: str | None, written: str) -> bool:
+    """True when istiod holds a later version than the one written (resourceVersions are etcd revisions)."""
+    try:
+        return held is not None and int(held) > int(written)
+    except ValueError:
+        return False
+
+
+def _newest_push(proxy: dict) -> int:
+    resources = proxy.get("resources") or {}
+    return max([push_number(r.get("sent", "")) for r in resources.values()] or [-1])
+
+
+def _acked_after(proxy: dict, floor: int) -> bool:
+    """Every xDS type the proxy watches is acknowledged as sent, and from a push after `floor`."""
+    resources = proxy.get("resources") or {}
+    watched = [resources[t] for t in XDS_TYPES if t in resources]
+    return bool(watched) and all(r.get("sent") == r.get("acked") and not r.get("lastError")
+                                 and push_number(r.get("acked", "")) > floor for r in watched)
