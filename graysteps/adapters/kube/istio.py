@@ -330,35 +330,40 @@ def push_number(nonce: str) -> int:
         return -1
 
 
-def wait_until_served(changes: list[ConfigChange], debug_get: Callable[[str], Any], *, timeout: float = 30.0,
-                      poll: float = 0.02, step: str = STEP) -> Served:
+def newest_push(debug_get: Callable[[str], Any]) -> int:
+    """The newest push number istiod has sent any proxy (/debug/syncz): read it before a write."""
+    return max([_newest_push(p) for p in debug_get("/debug/syncz")] or [-1])
+
+
+def wait_until_served(changes: list[ConfigChange], debug_get: Callable[[str], Any], *, after_push: int,
+                      timeout: float = 30.0, poll: float = 0.02, step: str = STEP) -> Served:
     """Return once Istio serves `changes`: istiod holds every object at its written
-    resourceVersion (/debug/configz), and then every proxy connected to istiod has
-    acknowledged (ACK, not NACK) clusters, listeners and routes of a push that
-    istiod started after it held them (/debug/syncz, as `istioctl proxy-status`).
+    resourceVersion (/debug/configz), and every proxy connected to istiod has
+    acknowledged (ACK, not NACK) clusters, listeners and routes of a push newer than
+    `after_push` (`newest_push()` read before the writes) (/debug/syncz, what
+    `istioctl proxy-status` shows). With no changes (nothing was written), return once
+    every proxy has acknowledged what it was sent.
 
     `debug_get(path)` answers istiod's debug endpoints, decoded from JSON. Raises
     GraystepsError after `timeout` seconds naming what was still missing.
     """
     t0 = time.monotonic()
     deadline = t0 + timeout
-    floor = None  # the newest push istiod had started when it was first seen holding every change
-    missing: list[str] = []
+    floor = after_push if changes else None
     while True:
         try:
-            if floor is None:
-                missing = _not_in_istiod(changes, debug_get("/debug/configz"))
-                if not missing:
-                    floor = max([_newest_push(p) for p in debug_get("/debug/syncz")] or [-1])
-            if floor is not None:
+            missing = _not_in_istiod(changes, debug_get("/debug/configz")) if changes else []
+            in_istiod = not missing
+            if in_istiod:
                 proxies = debug_get("/debug/syncz")
                 missing = [p.get("proxy", "?") for p in proxies if not _acked_after(p, floor)]
                 if not missing:
-                    return Served(time.monotonic() - t0, floor + 1, sorted(p.get("proxy", "?") for p in proxies))
+                    pushes = [_newest_push(p) for p in proxies]
+                    return Served(time.monotonic() - t0, min(pushes or [-1]), sorted(p.get("proxy", "?") for p in proxies))
         except (OSError, ValueError) as e:
-            missing = [f"istiod's debug endpoint did not answer ({type(e).__name__}: {e})"]
+            in_istiod, missing = False, [f"an answer from istiod's debug endpoint ({type(e).__name__}: {e})"]
         if time.monotonic() > deadline:
-            what = ("istiod has not received " if floor is None else "these proxies have not acknowledged it: ")
+            what = "istiod has not received " if not in_istiod else "these proxies have not acknowledged it: "
             raise GraystepsError(
                 f"Istio did not serve the change within {timeout:g}s; {what}{', '.join(missing[:10])}"
                 f"{' …' if len(missing) > 10 else ''}; check istiod's log and `istioctl proxy-status`, "
@@ -393,9 +398,9 @@ def _newest_push(proxy: dict) -> int:
     return max([push_number(r.get("sent", "")) for r in resources.values()] or [-1])
 
 
-def _acked_after(proxy: dict, floor: int) -> bool:
-    """Every xDS type the proxy watches is acknowledged as sent, and from a push after `floor`."""
+def _acked_after(proxy: dict, floor: int | None) -> bool:
+    """Every xDS type the proxy watches is acknowledged as sent, from a push after `floor` (if any)."""
     resources = proxy.get("resources") or {}
     watched = [resources[t] for t in XDS_TYPES if t in resources]
     return bool(watched) and all(r.get("sent") == r.get("acked") and not r.get("lastError")
-                                 and push_number(r.get("acked", "")) > floor for r in watched)
+                                 and (floor is None or push_number(r.get("acked", "")) > floor) for r in watched)

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from graysteps.adapters.kube.istio import ConfigChange, wait_until_served
+from graysteps.adapters.kube.istio import ConfigChange, newest_push, wait_until_served
 from graysteps.adapters.probe import KeyFunction, by_profile, probe
 from graysteps_lab.world.backend import Backend
 from graysteps_lab.world.envoy import Envoy
@@ -199,14 +199,17 @@ class LocalMesh:
         every Envoy serving them."""
         changes = []
         keep = set()
+        floor = newest_push(self.istiod.debug)
         for vs in virtual_services:
             vs = self._bound(vs)
             md = vs["metadata"]
             collection = f"/apis/{NETWORKING}/namespaces/{md['namespace']}/virtualservices"
             keep.add((collection, md["name"]))
+            before = self.kube.request("GET", f"{collection}/{md['name']}")[1]
             written = self._apply(collection, vs)
-            changes.append(ConfigChange("VirtualService", md["namespace"], md["name"],
-                                        written["metadata"]["resourceVersion"]))
+            version = written["metadata"]["resourceVersion"]
+            if not isinstance(before, dict) or (before.get("metadata") or {}).get("resourceVersion") != version:
+                changes.append(ConfigChange("VirtualService", md["namespace"], md["name"], version))
         for collection, names in list(self._written.items()):
             if not collection.endswith("/virtualservices"):
                 continue
@@ -215,11 +218,12 @@ class LocalMesh:
                 names.discard(name)
                 changes.append(ConfigChange("VirtualService", collection.split("/")[5], name, None))
         self.virtual_services = [copy.deepcopy(dict(vs)) for vs in virtual_services]
-        return self.wait_served(changes, timeout)
+        return self.wait_served(changes, floor, timeout)
 
-    def wait_served(self, changes: list[ConfigChange], timeout: float = 30.0) -> float:
-        """Seconds until istiod had every Envoy of the mesh serving `changes`."""
-        return wait_until_served(changes, self.istiod.debug, timeout=timeout, step="testworld").seconds
+    def wait_served(self, changes: list[ConfigChange], after_push: int, timeout: float = 30.0) -> float:
+        """Seconds until istiod had every Envoy of the mesh serving `changes` (written after `after_push`)."""
+        return wait_until_served(changes, self.istiod.debug, after_push=after_push, timeout=timeout,
+                                 step="testworld").seconds
 
     def probe(self, host: str, n: int, headers: Mapping[str, str] | None = None, *, listener: str = "ingress",
               path: str = "/", key: KeyFunction = by_profile, concurrency: int = 4) -> Counter:
