@@ -17,6 +17,7 @@ of Istio config meets Istio's own validation, as on a real cluster.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import time
@@ -178,3 +179,14 @@ class Istiod(ManagedServer):
 
     def stop(self) -> None:
         super().stop()
+
+
+@contextlib.contextmanager
+def istio_lab(workdir: str | os.PathLike, *, kube_binaries: str | os.PathLike | None = None):
+    """etcd + kube-apiserver + istiod (its validating webhook registered) under
+    `workdir`, for one run of a tool that needs a mesh (preview, benches): yields
+    (kube, istiod), stops both afterwards."""
+    with KubeWorld(Path(workdir) / "kube", binaries=kube_binaries) as kube, \
+            Istiod(kube, Path(workdir) / "istiod") as istiod:
+        istiod.register_validation()
+        yield kube, istiod

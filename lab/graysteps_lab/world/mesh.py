@@ -12,10 +12,13 @@ backend for every service x profile.
   NONE: no iptables here). Each backend calls its downstream services through
   the caller of its own profile, as through its sidecar: `sourceLabels` routes
   see who is calling.
-- **The services**: a Kubernetes Service per destination host and a
-  WorkloadEntry per backend (labelled `app`, `<profile_label>`, at the machine's
-  own address: the apiserver refuses loopback endpoints), and a DestinationRule
-  with subsets when destinations name one.
+- **The services**: a WorkloadEntry per backend (labelled `app`,
+  `<profile_label>`, at the machine's own address: the apiserver refuses
+  loopback endpoints), selected by the Kubernetes Service of its destination
+  host: graysteps' own (`graysteps deploy`) when there is one, else one the
+  mesh makes of the same shape; and a DestinationRule with subsets when
+  destinations name one. No endpoint controller runs in the lab, so the pods
+  kwok fakes are never endpoints: the backends are.
 
 Hosts: the mesh sends the fully qualified name (`test-a.prod.svc.cluster.local`)
 for a service's short name, because that is the name Istio serves a
@@ -220,7 +223,7 @@ class LocalMesh:
         self.virtual_services = [copy.deepcopy(dict(vs)) for vs in virtual_services]
         return self.wait_served(changes, floor, timeout)
 
-    def wait_served(self, changes: list[ConfigChange], after_push: int, timeout: float = 30.0) -> float:
+    def wait_served(self, changes: list[ConfigChange], after_push: int | None, timeout: float = 30.0) -> float:
         """Seconds until istiod had every Envoy of the mesh serving `changes` (written after `after_push`)."""
         return wait_until_served(changes, self.istiod.debug, after_push=after_push, timeout=timeout,
                                  step="testworld").seconds
@@ -272,7 +275,7 @@ class LocalMesh:
                          {"app": name, self.profile_label: self._profile_of(entry["service"], host)},
                          "ports": [{"name": "http", "port": self.service_port, "protocol": "TCP",
                                     "targetPort": "http"}]},
-            })
+            }, replace=False)
             if entry["subsets"]:
                 self._apply(f"/apis/{NETWORKING}/namespaces/{namespace}/destinationrules", {
                     "apiVersion": NETWORKING, "kind": "DestinationRule",
@@ -369,10 +372,13 @@ class LocalMesh:
         if status not in (201, 409):
             raise WorldError(f"namespace {name} could not be created ({status}): {answer}", step="testworld")
 
-    def _apply(self, collection: str, obj: dict) -> dict:
-        """Create `obj` in `collection`, or replace the one there (carrying its resourceVersion)."""
+    def _apply(self, collection: str, obj: dict, *, replace: bool = True) -> dict:
+        """Create `obj` in `collection`, or replace the one there (carrying its resourceVersion);
+        with `replace=False` one already there is left as it is (and not deleted by stop())."""
         name = obj["metadata"]["name"]
         status, answer = self.kube.request("POST", collection, obj)
+        if status == 409 and not replace:
+            return self.kube.request("GET", f"{collection}/{name}")[1]
         if status == 409:
             status, current = self.kube.request("GET", f"{collection}/{name}")
             if status == 200:
