@@ -349,7 +349,12 @@ class LocalMesh:
         }
 
     def _wait_listening(self, envoy: Envoy, listener: Listener, timeout: float = 30.0) -> None:
-        """Until istiod gave `envoy` a listener on `listener`'s address and port, accepted."""
+        """Until istiod gave `envoy` a listener on `listener`'s address and port, and Envoy bound it.
+
+        Envoy stays up when it cannot bind a listener: it rejects that one and
+        serves the others. Without this check a request meant for the listener
+        reaches whatever holds the port.
+        """
         import time
 
         deadline = time.monotonic() + timeout
@@ -359,10 +364,13 @@ class LocalMesh:
                       s["local_address"]["socket_address"].get("port_value")) for s in statuses}
             if (listener.address, listener.port) in bound or ("0.0.0.0", listener.port) in bound:
                 return
-            if time.monotonic() > deadline:
-                raise WorldError(f"istiod gave the {listener.name} Envoy no listener on {listener.address}:"
-                                 f"{listener.port} within {timeout:.0f}s (has {sorted(bound)}); see {envoy.log_path} "
-                                 f"and {self.istiod.log_path}", step="testworld")
+            rejected = envoy.stats().get("listener_manager.lds.update_rejected", 0)
+            if rejected or time.monotonic() > deadline:
+                lines = [l for l in envoy.log_path.read_text(errors="replace").splitlines() if "cannot bind" in l]
+                why = (lines[-1][lines[-1].index("cannot bind"):] if lines else
+                       f"see {envoy.log_path} and {self.istiod.log_path}")
+                raise WorldError(f"the {listener.name} Envoy is not listening on {listener.address}:{listener.port} "
+                                 f"(bound: {sorted(bound)}): {why}", step="testworld")
             time.sleep(0.02)
 
     # -- apiserver writes ---------------------------------------------------------
