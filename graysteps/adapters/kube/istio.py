@@ -278,6 +278,7 @@ def _failure(step: str, what: str, error: Any) -> GraystepsError:
     except (ValueError, AttributeError, TypeError):
         detail = str(error.body)[:300]
     hint = {
+        400: "an admission webhook (Istio's validation) refused the object; fix the VirtualService or the catalog",
         401: "check the kubeconfig's credentials",
         403: "the account may not read/write virtualservices.networking.istio.io there; grant it RBAC",
         404: "the namespace or the Istio CRDs are missing; create the namespace / install Istio",
@@ -335,14 +336,15 @@ def newest_push(debug_get: Callable[[str], Any]) -> int:
     return max([_newest_push(p) for p in debug_get("/debug/syncz")] or [-1])
 
 
-def wait_until_served(changes: list[ConfigChange], debug_get: Callable[[str], Any], *, after_push: int,
+def wait_until_served(changes: list[ConfigChange], debug_get: Callable[[str], Any], *, after_push: int | None,
                       timeout: float = 30.0, poll: float = 0.02, step: str = STEP) -> Served:
     """Return once Istio serves `changes`: istiod holds every object at its written
     resourceVersion (/debug/configz), and every proxy connected to istiod has
     acknowledged (ACK, not NACK) clusters, listeners and routes of a push newer than
     `after_push` (`newest_push()` read before the writes) (/debug/syncz, what
-    `istioctl proxy-status` shows). With no changes (nothing was written), return once
-    every proxy has acknowledged what it was sent.
+    `istioctl proxy-status` shows). With no changes (nothing was written), or
+    `after_push` None (the writes are older than any push one could read), return
+    once every proxy has acknowledged what it was sent.
 
     `debug_get(path)` answers istiod's debug endpoints, decoded from JSON. Raises
     GraystepsError after `timeout` seconds naming what was still missing.
