@@ -13,6 +13,7 @@ database layer or a database outage never delays it (graysteps/release_record.py
 from __future__ import annotations
 
 from graysteps.commands._cluster_options import add_catalog_argument, add_kubeconfig_argument
+from graysteps.commands._wait_options import add_wait_arguments, istio_wait, served_line
 
 NAME = "rollback"
 HELP = "roll services back to prod (all traffic to prod), in parallel"
@@ -30,6 +31,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--report", metavar="FILE", help="write each service's outcome as JSON here")
     parser.add_argument("--db", metavar="URL", help="audit database for the rollback record (default: $GRAYSTEPS_DB; none: not recorded)")
     parser.add_argument("--actor", metavar="NAME", help="who rolls back, for the audit record (default: $BUILD_USER_ID, else $USER)")
+    add_wait_arguments(parser)
 
 
 def run(args) -> int:
@@ -50,6 +52,7 @@ def run(args) -> int:
         check_db_url(audit_db)
     if not 1 <= args.workers <= fleet.MAX_WORKERS:
         raise InvalidInput(f"--workers {args.workers} is not allowed; use 1-{fleet.MAX_WORKERS}", step=NAME)
+    wait = None if args.dry_run else istio_wait(args, NAME)
     catalog = load_catalog(args.catalog)
     services = fleet.select_services(catalog, names=args.service or (), all_services=args.all, namespaces=args.namespace)
     api = fleet.connect(args.kubeconfig, args.workers)
@@ -61,6 +64,8 @@ def run(args) -> int:
             from graysteps.steps.release import failure_reason
 
             print(f"warning: could not look for managed VirtualServices outside the catalog: {failure_reason(e)}")
+    if wait:
+        wait.before()
     result = fleet.rollback_fleet(services, api=api, workers=args.workers, dry_run=args.dry_run, unmanaged=unmanaged)
 
     width = max((len(o.service) for o in result.outcomes), default=0)
@@ -69,6 +74,12 @@ def run(args) -> int:
         print(line + (f"  - {o.message}" if o.message else ""))
     counts = ", ".join(f"{n} {s}" for s, n in sorted(result.counts().items()))
     print(f"rollback: {len(result.outcomes)} services in {result.seconds:.3f}s: {counts}", flush=True)
+    if wait:
+        from graysteps.adapters.kube.istio import ConfigChange
+
+        print("rollback: " + served_line(wait.served([
+            ConfigChange("VirtualService", *o.virtual_service.split("/", 1), o.resource_version)
+            for o in result.outcomes if o.resource_version])), flush=True)
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
         Path(args.report).write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")

@@ -7,6 +7,7 @@ Creates the VirtualService when it is missing. A read-modify-write carrying the
 resourceVersion, retried on conflicts (graysteps/routing/cluster.py).
 `--dry-run` prints the diff and has the apiserver validate it (dryRun=All);
 nothing is stored. Safe to repeat: the same strategy twice changes nothing.
+`--wait` returns only once Istio serves the change (graysteps/commands/_wait_options.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 
 from graysteps.commands._cluster_options import add_catalog_argument, add_kubeconfig_argument
+from graysteps.commands._wait_options import add_wait_arguments, istio_wait, served_line
 
 NAME = "route"
 HELP = "apply a routing strategy to a service's VirtualService (creates it if missing)"
@@ -27,17 +29,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the diff; the apiserver validates, nothing is stored")
     add_catalog_argument(parser)
     add_kubeconfig_argument(parser)
+    add_wait_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from graysteps.model.catalog import load_catalog
     from graysteps.adapters.kube.client import api_client
-    from graysteps.adapters.kube.istio import route
+    from graysteps.adapters.kube.istio import route, written_change
     from graysteps.model.strategy import parse_strategy
 
     strategy = parse_strategy(args.strategy, args.weight)
     service = load_catalog(args.catalog).service(args.service)
+    wait = None if args.dry_run else istio_wait(args, NAME)
     with api_client(args.kubeconfig) as client:
+        if wait:
+            wait.before()
         result = route(service, strategy, api_client=client, dry_run=args.dry_run)
     where = f"VirtualService {service.vs_namespace}/{service.vs_name}"
     if result.diff:
@@ -53,5 +59,7 @@ def run(args: argparse.Namespace) -> int:
         extras.append(f"DestinationRule {service.vs_namespace}/{service.dr_name} {'would be ' if args.dry_run else ''}created")
     if result.conflicts:
         extras.append(f"{result.conflicts} conflict(s) with other writers, re-applied")
-    print(f"{where}: {outcome}; strategy {strategy.label}" + "".join(f"; {e}" for e in extras))
+    print(f"{where}: {outcome}; strategy {strategy.label}" + "".join(f"; {e}" for e in extras), flush=True)
+    if wait:
+        print(f"{where}: " + served_line(wait.served([written_change(result.after) if result.changed else None])))
     return 0

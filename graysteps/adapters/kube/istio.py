@@ -406,3 +406,55 @@ def _acked_after(proxy: dict, floor: int | None) -> bool:
     watched = [resources[t] for t in XDS_TYPES if t in resources]
     return bool(watched) and all(r.get("sent") == r.get("acked") and not r.get("lastError")
                                  and (floor is None or push_number(r.get("acked", "")) > floor) for r in watched)
+
+
+ISTIOD_ENV = "GRAYSTEPS_ISTIOD"
+DEBUG_READ_LIMIT = 64 * 1024 * 1024  # bytes of one debug answer (configz lists every Istio object)
+DEBUG_READ_TIMEOUT = 10.0
+
+
+def istiod_debug(url: str) -> Callable[[str], Any]:
+    """GET istiod's debug endpoints at `url` (its HTTP debug port, e.g. http://istiod.istio-system:15014),
+    decoded from JSON, each read bounded in size and time."""
+    import urllib.request
+
+    base = url.rstrip("/")
+
+    def get(path: str) -> Any:
+        with urllib.request.urlopen(base + path, timeout=DEBUG_READ_TIMEOUT) as answer:
+            data = answer.read(DEBUG_READ_LIMIT + 1)
+        if len(data) > DEBUG_READ_LIMIT:
+            raise ValueError(f"istiod's {path} answered more than {DEBUG_READ_LIMIT} bytes")
+        return json.loads(data)
+
+    return get
+
+
+class IstioWait:
+    """`--wait`: read istiod's newest push before the writes (`before()`), then
+    `served(changes)` returns once every proxy serves them (see wait_until_served)."""
+
+    def __init__(self, url: str, timeout: float, *, step: str = STEP,
+                 debug_get: Callable[[str], Any] | None = None):
+        self.get = debug_get or istiod_debug(url)
+        self.url, self.timeout, self.step = url, timeout, step
+        self.floor: int | None = None
+
+    def before(self) -> None:
+        try:
+            self.floor = newest_push(self.get)
+        except (OSError, ValueError) as e:
+            raise GraystepsError(f"--wait: istiod's debug endpoint {_masked(self.url)} did not answer "
+                                 f"({type(e).__name__}); nothing was written. Check --istiod / ${ISTIOD_ENV} "
+                                 "(istiod's HTTP debug port, 15014 in a cluster)", step=self.step) from e
+
+    def served(self, changes: list[ConfigChange | None]) -> Served:
+        return wait_until_served([c for c in changes if c is not None], self.get, after_push=self.floor,
+                                 timeout=self.timeout, step=self.step)
+
+
+def _masked(url: str) -> str:
+    """`url` with any user:password replaced by ***."""
+    import re
+
+    return re.sub(r"//[^/@]*@", "//***@", url)

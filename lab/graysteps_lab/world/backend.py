@@ -8,7 +8,7 @@ own caller profile, i.e. its sidecar) by the Host `hosts` names for it, forwardi
 appends their hops to its own: the body then shows the whole path A→B.
 
 For retry/timeout tests a backend can fail its next N requests
-(`fail_next`) or answer slowly (`delay`).
+(`fail_next`), every request (`fail_all`), or answer slowly (`delay`).
 
 Speed: HTTP/1.1 keep-alive and Nagle disabled on the server socket of every
 connection. Without it, a stdlib server writing headers and body separately
@@ -66,6 +66,7 @@ class Backend:
         self.forward_cookie = forward_cookie
         self.hosts = dict(hosts or {})  # downstream service -> the Host header to call it by
         self.delay = 0.0
+        self.fail_all: int | None = None  # when set, every request is answered with this status
         self.requests = 0
         self._fail: list[int] = []
         self._lock = threading.Lock()
@@ -115,7 +116,7 @@ class Backend:
             req.rfile.read(length)
         with self._lock:
             self.requests += 1
-            fail = self._fail.pop(0) if self._fail else None
+            fail = self._fail.pop(0) if self._fail else self.fail_all
         if self.delay:
             threading.Event().wait(self.delay)
         if fail is not None:
