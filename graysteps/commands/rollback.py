@@ -5,7 +5,9 @@ service, and exits 1 if any failed. Safe to repeat: a service already on prod
 is not written. `--all` means every catalog service, plus any VirtualService
 labelled as managed by graysteps that the catalog does not know (reported as
 failed, since its prod destination is unknown); see graysteps/fleet_rollback.py.
-With an audit database (--db, $GRAYSTEPS_DB), a real run leaves one `rollback`
+`--wait` then waits until Istio serves it; a problem of the wait (no istiod
+address, istiod not answering) never stops the rollback: it is reported after it,
+exit 1. With an audit database (--db, $GRAYSTEPS_DB), a real run leaves one `rollback`
 row in the audit table, written after the rollback so that loading the
 database layer or a database outage never delays it (graysteps/release_record.py).
 """
@@ -52,7 +54,12 @@ def run(args) -> int:
         check_db_url(audit_db)
     if not 1 <= args.workers <= fleet.MAX_WORKERS:
         raise InvalidInput(f"--workers {args.workers} is not allowed; use 1-{fleet.MAX_WORKERS}", step=NAME)
-    wait = None if args.dry_run else istio_wait(args, NAME)
+    # An emergency rollback never waits for the wait: its problems are reported after the rollback.
+    wait, wait_problem = None, ""
+    try:
+        wait = None if args.dry_run else istio_wait(args, NAME)
+    except InvalidInput as e:
+        wait_problem = e.message
     catalog = load_catalog(args.catalog)
     services = fleet.select_services(catalog, names=args.service or (), all_services=args.all, namespaces=args.namespace)
     api = fleet.connect(args.kubeconfig, args.workers)
@@ -65,7 +72,10 @@ def run(args) -> int:
 
             print(f"warning: could not look for managed VirtualServices outside the catalog: {failure_reason(e)}")
     if wait:
-        wait.before()
+        try:
+            wait.before()
+        except GraystepsError as e:
+            wait, wait_problem = None, e.message.replace("; nothing was written", "")
     result = fleet.rollback_fleet(services, api=api, workers=args.workers, dry_run=args.dry_run, unmanaged=unmanaged)
 
     width = max((len(o.service) for o in result.outcomes), default=0)
@@ -94,6 +104,9 @@ def run(args) -> int:
         )
     if audit_problem:
         raise GraystepsError(f"all {len(result.outcomes)} services are on prod{audit_problem}", step=NAME, result=result)
+    if wait_problem:
+        raise GraystepsError(f"all {len(result.outcomes)} services are on prod in the apiserver, but it was not "
+                             f"checked that Istio serves it: {wait_problem}", step=NAME, result=result)
     return 0
 
 

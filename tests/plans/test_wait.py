@@ -147,3 +147,15 @@ def test_wait_fails_clearly_when_istiod_does_not_answer_and_writes_nothing(kube,
     assert "--wait: istiod's debug endpoint http://127.0.0.1:" in done.stderr and "nothing was written" in done.stderr
     listed = kube.request("GET", f"/apis/networking.istio.io/v1/namespaces/{fresh_namespace}/virtualservices")[1]
     assert listed["items"] == []
+
+
+def test_an_emergency_rollback_rolls_back_even_when_it_cannot_wait_and_then_says_so(kube, mesh, monkeypatch):
+    monkeypatch.delenv("GRAYSTEPS_ISTIOD", raising=False)
+    done = run_cli("rollback", "--service", "test-a", "--catalog", CATALOG, "--kubeconfig", kube.kubeconfig, "--wait")
+    assert done.returncode == 1
+    assert "rolled-back" in done.stdout
+    assert done.stderr.strip() == ("graysteps rollback: all 1 services are on prod in the apiserver, but it was not "
+                                   "checked that Istio serves it: --wait needs istiod's debug address: "
+                                   "--istiod http://HOST:15014 or $GRAYSTEPS_ISTIOD")
+    vs = kube.request("GET", "/apis/networking.istio.io/v1/namespaces/prod/virtualservices/test-a")[1]
+    assert vs["metadata"]["annotations"]["graysteps.io/strategy"] == "rollback"
