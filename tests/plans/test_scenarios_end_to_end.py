@@ -13,6 +13,7 @@ from collections import Counter
 import pytest
 
 from graysteps.adapters.probe import by_path
+from graysteps_lab.world.istiod import analyze
 from graysteps_lab.world.mesh import LocalMesh
 from tests.fixtures.failing import fail_loudly
 from tests.plans.conftest import PLANS, run_cli
@@ -77,6 +78,8 @@ def mesh_for(kube, istiod, envoy_binary, profile_namespaces, tmp_path):
         started.append(mesh)
         with fail_loudly("the mesh (istiod + Envoy)"):
             mesh.start()
+        # Istio's own analyzers find nothing wrong with the plan's routes (Services and endpoints in place).
+        assert analyze(istiod, sorted(profile_namespaces.values())) == []
         return mesh
 
     yield start
@@ -140,5 +143,6 @@ def test_applying_the_next_plan_moves_live_traffic(release, mesh_for):
     mesh = mesh_for(release("scenario-1"), True)
     assert paths(mesh, GRAY_COOKIE) == {path("gray", "prod"): N}
     mesh.update(release("scenario-2"))
+    assert analyze(mesh.istiod, [mesh.destination("test-a", p)["host"].split(".")[1] for p in ("prod", "gray")]) == []
     assert paths(mesh, GRAY_COOKIE) == {path("gray", "gray"): N}
     assert paths(mesh) == {path("prod", "prod"): N}

@@ -190,3 +190,24 @@ def istio_lab(workdir: str | os.PathLike, *, kube_binaries: str | os.PathLike | 
             Istiod(kube, Path(workdir) / "istiod") as istiod:
         istiod.register_validation()
         yield kube, istiod
+
+
+def analyze(istiod: Istiod, namespaces: list[str], *, level: str = "Warning", timeout: float = 120.0) -> list[dict]:
+    """`istioctl analyze -A` over the lab cluster: its messages at `level` or above
+    (Warning: warnings and errors) about objects in `namespaces`."""
+    import subprocess
+
+    done = subprocess.run([istiod.istioctl, "analyze", "--kubeconfig", istiod.kube.kubeconfig, "-A", "-o", "json",
+                           "--output-threshold", level], capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+    if done.returncode not in (0, 79):  # 79: messages at the failure threshold (Error) were found
+        raise WorldError(f"istioctl analyze failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}",
+                         step="testworld")
+    messages = json.loads(done.stdout or "[]") if done.stdout.strip().startswith("[") else []
+    wanted = set(namespaces)
+
+    def namespace_of(origin: str) -> str:
+        kind, _, name = origin.partition(" ")
+        return name.split("/", 1)[0] if "/" in name else (name if kind == "Namespace" else "")
+
+    return [m for m in messages if namespace_of(m.get("origin", "")) in wanted]
