@@ -208,11 +208,12 @@ class KubeWorld(ManagedServer):
         context.load_cert_chain(str(self.pki_dir / "admin.crt"), str(self.pki_dir / "admin.key"))
         return context
 
-    def request(self, method: str, path: str, body: object = None, timeout: float = 30) -> tuple[int, object]:
+    def request(self, method: str, path: str, body: object = None, timeout: float = 30,
+                content_type: str = "application/json") -> tuple[int, object]:
         """(status, decoded JSON or text) of one admin request to the apiserver, without the kubernetes client."""
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.server + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"} if data else {})
+                                     headers={"Content-Type": content_type} if data else {})
         try:
             with urllib.request.urlopen(req, timeout=timeout, context=self._ssl_context()) as r:
                 status, raw = r.status, r.read()
