@@ -3,12 +3,14 @@
 Validates the whole plan against the catalog, checks every change with the
 apiserver's dry run, writes the services in order, and if one fails puts the
 others back. Prints one line per service; records the run (who, when, what,
-result) in the audit table and, on request, as JSON and JUnit files.
+result) in the audit table and, on request, as JSON and JUnit files. `--wait`
+returns only once Istio serves every change the plan wrote.
 """
 
 from __future__ import annotations
 
 from graysteps.commands._cluster_options import add_catalog_argument, add_kubeconfig_argument
+from graysteps.commands._wait_options import add_wait_arguments, istio_wait, served_line
 
 NAME = "release"
 HELP = "apply a release plan (several services and their strategies) all-or-nothing"
@@ -23,6 +25,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--actor", metavar="NAME", help="who runs the plan, for the audit record (default: $BUILD_USER_ID, else $USER)")
     parser.add_argument("--report", metavar="FILE", help="write the outcome as JSON here")
     parser.add_argument("--junit", metavar="FILE", help="write the outcome as a JUnit XML report here")
+    add_wait_arguments(parser)
 
 
 def format_outcomes(result) -> list[str]:
@@ -47,9 +50,12 @@ def run(args) -> int:
     from graysteps.model.plan import load_plan
     from graysteps.steps import release as plans
 
+    wait = None if args.dry_run else istio_wait(args, NAME)
     catalog = load_catalog(args.catalog)
     plan = load_plan(args.plan, catalog)
     client = api_client(args.kubeconfig)
+    if wait:
+        wait.before()
     actor = check_actor(args.actor)
     if not args.dry_run:
         # Recorded before the first write: a run killed half-way still shows in the audit table.
@@ -87,4 +93,10 @@ def run(args) -> int:
         raise GraystepsError(f"plan {plan.name} ({plan.path}) {result.result}: {result.error}{still}{also}{nxt}", step=NAME, result=result)
     if problems:
         raise GraystepsError(f"plan {plan.name} applied, but {problems[0]}", step=NAME, result=result)
+    if wait:
+        from graysteps.adapters.istiod import ConfigChange
+
+        print(f"plan {plan.name}: " + served_line(wait.served([
+            ConfigChange("VirtualService", *o.virtual_service.split("/", 1), o.after_resource_version)
+            for o in result.outcomes if o.status == plans.APPLIED and o.after_resource_version])), flush=True)
     return 0

@@ -91,6 +91,14 @@ class ServiceSpec:
         return list(self.host_names or (self.name,))
 
     @property
+    def served_host(self) -> str:
+        """The name Istio serves the VirtualService's first host under, at a gateway and
+        to callers in other namespaces: a short name is qualified with the
+        VirtualService's namespace (`test-a` in `prod`: test-a.prod.svc.<clusterDomain>)."""
+        host = self.hosts[0]
+        return host if "." in host or "*" in host else f"{host}.{self.vs_namespace}.svc.{self.cluster_domain}"
+
+    @property
     def dr_name(self) -> str:
         return self.destination_rule or self.name
 

@@ -56,6 +56,7 @@ class RollbackOutcome:
     status: str = FAILED
     message: str = ""
     seconds: float = 0.0
+    resource_version: str | None = None  # of the VirtualService this run wrote (None: not written)
 
     @property
     def ok(self) -> bool:
@@ -172,8 +173,9 @@ def _rollback_one(service: "ServiceSpec", live: dict | None, listed: bool, api: 
                 out.status = ALREADY_PROD
             else:
                 try:  # the PUT carries the listed resourceVersion: a 409 if anyone wrote since
-                    replace_listed(service, wanted, api, dry_run=dry_run)
+                    written = replace_listed(service, wanted, api, dry_run=dry_run)
                     out.status = WOULD_ROLL_BACK if dry_run else ROLLED_BACK
+                    out.resource_version = None if dry_run else _written_version(written)
                 except Exception as e:  # noqa: BLE001 - KubeRestError or ApiException, both with .status
                     if getattr(e, "status", None) not in (404, 409):
                         raise
@@ -186,10 +188,15 @@ def _rollback_one(service: "ServiceSpec", live: dict | None, listed: bool, api: 
                 out.status = ALREADY_PROD
             else:
                 out.status = WOULD_ROLL_BACK if dry_run else ROLLED_BACK
+                out.resource_version = None if dry_run else _written_version(result.after)
     except Exception as e:  # noqa: BLE001 - one service's failure must not stop the others
         out.status, out.message = FAILED, failure_reason(e)
     out.seconds = time.perf_counter() - started
     return out
+
+
+def _written_version(obj: Any) -> str | None:
+    return ((obj or {}).get("metadata") or {}).get("resourceVersion") if isinstance(obj, dict) else None
 
 
 def rollback_fleet(

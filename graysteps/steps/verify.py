@@ -252,14 +252,14 @@ def check_probes(spec: Any, strategy: Any, settings: ProbeSettings) -> list[Chec
         headers = cookie if with_cookie else {}
         if case == GRAY_CALLER_CASE:
             if settings.gray_caller:
-                checks.append(check_fixed(spec.hosts[0], settings, case, headers, expected, via=settings.gray_caller))
+                checks.append(check_fixed(spec.served_host, settings, case, headers, expected, via=settings.gray_caller))
             else:
                 checks.append(Check(f"probe {case} -> {expected}", SKIPPED,
                                     "no --gray-caller given: requests from gray workloads were not probed"))
         elif isinstance(expected, int):
-            checks.append(check_share(spec.hosts[0], settings, expected, headers))
+            checks.append(check_share(spec.served_host, settings, expected, headers))
         else:
-            checks.append(check_fixed(spec.hosts[0], settings, case, headers, expected))
+            checks.append(check_fixed(spec.served_host, settings, case, headers, expected))
     return checks
 
 

@@ -127,7 +127,7 @@ class Demo:
         self.out = out
         self.catalog = load_catalog(state["catalog"])
         self.spec = self.catalog.service(SERVICE)
-        self.host = self.spec.hosts[0]
+        self.host = self.spec.served_host  # the name Istio serves it under at the gateway
         self.cookies: dict[str, str] = {}
         self.steps: list[DemoStep] = []
 

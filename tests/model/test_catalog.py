@@ -36,6 +36,16 @@ def test_replacing_the_namespaces_moves_every_derived_value():
     assert moved.vs_namespace == "p1" and moved.destination("gray")["host"] == "test-a.g1.svc.cluster.local"
 
 
+@pytest.mark.parametrize("hosts, served", [
+    ((), "test-a.prod.svc.cluster.local"),  # Istio qualifies a short host with the VirtualService's namespace
+    (("shop.example.com",), "shop.example.com"),
+    (("test-a.prod.svc.cluster.local",), "test-a.prod.svc.cluster.local"),
+])
+def test_the_served_host_is_the_first_host_as_istio_reads_it(hosts, served):
+    spec = dataclasses.replace(load_catalog(EXAMPLE_CATALOG).service("test-a"), host_names=hosts)
+    assert spec.served_host == served
+
+
 def test_test_A_is_refused_because_names_must_be_lowercase_dns1123_labels():
     with pytest.raises(InvalidInput, match=r"'test-A' is not allowed: Kubernetes names must be lowercase DNS-1123 labels.*'test-a'"):
         load_catalog(str(EXAMPLE_CATALOG)).service("test-A")

@@ -1,8 +1,8 @@
 """The seed's three scenarios (§3.4), end to end: `graysteps release --plan`
-writes the VirtualServices into the real apiserver; those live objects are
-translated into a real Envoy (an ingress listener for users, one outbound
-listener per caller profile, so `sourceLabels` see who calls); backends for
-test-a and test-b in prod and gray answer, and A calls B. Each request's
+writes the VirtualServices into the real apiserver; istiod serves those live
+objects to real Envoys (a gateway for users, one sidecar per caller profile, so
+`sourceLabels` see who calls); backends for test-a and test-b in prod and gray
+answer, and A calls B. Each request's
 answer names the profile that served each hop: "test-a:gray>test-b:prod"."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections import Counter
 import pytest
 
 from graysteps.adapters.probe import by_path
+from graysteps_lab.world.istiod import analyze
 from graysteps_lab.world.mesh import LocalMesh
 from tests.fixtures.failing import fail_loudly
 from tests.fixtures.plans import PLANS, run_cli
@@ -61,23 +62,25 @@ def release(kube, make_catalog, audit_db, tmp_path):
 
 
 @pytest.fixture
-def meshes(envoy_binary, profile_namespaces, tmp_path):
-    """start(vss) -> {True: mesh where A forwards the cookie to B, False: mesh where it does not}."""
+def mesh_for(kube, istiod, envoy_binary, profile_namespaces, tmp_path):
+    """mesh_for(vss, forward) -> a mesh where A forwards the cookie to B (or not); the
+    previous one is stopped first (one mesh at a time: they share the namespaces)."""
     started: list[LocalMesh] = []
 
-    def endpoint(service: str, profile: str) -> str:
-        return f"{service}.{profile_namespaces[profile]}.svc.cluster.local"
+    def destination(service: str, profile: str) -> dict:
+        return {"host": f"{service}.{profile_namespaces[profile]}.svc.cluster.local"}
 
-    def start(vss: list[dict]) -> dict[bool, LocalMesh]:
-        out = {}
-        for forward in (True, False):
-            mesh = LocalMesh(CHAIN, vss, tmp_path / f"mesh-{forward}", endpoint_key=endpoint,
-                             forward_cookie={"test-a": forward}, envoy_binary=envoy_binary)
-            with fail_loudly("envoy"):
-                mesh.start()
-            started.append(mesh)
-            out[forward] = mesh
-        return out
+    def start(vss: list[dict], forward: bool) -> LocalMesh:
+        while started:
+            started.pop().stop()
+        mesh = LocalMesh(CHAIN, vss, tmp_path / f"mesh-{forward}", kube=kube, istiod=istiod, destination=destination,
+                         forward_cookie={"test-a": forward}, envoy_binary=envoy_binary)
+        started.append(mesh)
+        with fail_loudly("the mesh (istiod + Envoy)"):
+            mesh.start()
+        # Istio's own analyzers find nothing wrong with the plan's routes (Services and endpoints in place).
+        assert analyze(istiod, sorted(profile_namespaces.values())) == []
+        return mesh
 
     yield start
     for mesh in started:
@@ -88,24 +91,26 @@ def paths(mesh: LocalMesh, headers: dict | None = None, n: int = N) -> Counter:
     return mesh.probe("test-a", n, headers or {}, key=by_path)
 
 
-def test_scenario_1_whitelisted_tenant_reaches_a_gray_while_b_stays_on_prod(release, meshes):
-    mesh = meshes(release("scenario-1"))
+def test_scenario_1_whitelisted_tenant_reaches_a_gray_while_b_stays_on_prod(release, mesh_for):
+    vss = release("scenario-1")
     for forward in (True, False):
-        assert paths(mesh[forward]) == {path("prod", "prod"): N}
-        assert paths(mesh[forward], OTHER_COOKIE) == {path("prod", "prod"): N}
+        mesh = mesh_for(vss, forward)
+        assert paths(mesh) == {path("prod", "prod"): N}
+        assert paths(mesh, OTHER_COOKIE) == {path("prod", "prod"): N}
         # B is on prod for everyone: forwarding the cookie changes nothing.
-        assert paths(mesh[forward], GRAY_COOKIE) == {path("gray", "prod"): N}
+        assert paths(mesh, GRAY_COOKIE) == {path("gray", "prod"): N}
 
 
-def test_scenario_2_linked_b_follows_its_caller_with_or_without_the_cookie(release, meshes):
-    mesh = meshes(release("scenario-2"))
-    for forward in (True, False):
-        assert paths(mesh[forward]) == {path("prod", "prod"): N}
-        assert paths(mesh[forward], OTHER_COOKIE) == {path("prod", "prod"): N}
+def test_scenario_2_linked_b_follows_its_caller_with_or_without_the_cookie(release, mesh_for):
+    vss = release("scenario-2")
+    for forward in (False, True):
+        mesh = mesh_for(vss, forward)
+        assert paths(mesh) == {path("prod", "prod"): N}
+        assert paths(mesh, OTHER_COOKIE) == {path("prod", "prod"): N}
         # A's gray pods (profile: gray) call B's gray, whether or not A forwards the cookie.
-        assert paths(mesh[forward], GRAY_COOKIE) == {path("gray", "gray"): N}
+        assert paths(mesh, GRAY_COOKIE) == {path("gray", "gray"): N}
     # The link is the caller's labels, not the cookie: a user calling B directly stays on prod.
-    direct = mesh[True].probe("test-b", N, GRAY_COOKIE)
+    direct = mesh.probe("test-b", N, GRAY_COOKIE)
     assert direct == {"prod": N}
 
 
@@ -113,27 +118,31 @@ def within_binomial_bound(hits: int, n: int, p: float, sigmas: float = 4.5) -> b
     return abs(hits / n - p) <= sigmas * math.sqrt(p * (1 - p) / n)
 
 
-def test_scenario_3_a_splits_80_20_and_b_keeps_a_tenant_gray_only_if_a_forwards_the_cookie(release, meshes):
-    mesh = meshes(release("scenario-3"))
+def test_scenario_3_a_splits_80_20_and_b_keeps_a_tenant_gray_only_if_a_forwards_the_cookie(release, mesh_for):
+    vss = release("scenario-3")
     n = 400
-    for forward in (True, False):
-        plain = paths(mesh[forward], n=n)
-        assert set(plain) <= {path("prod", "prod"), path("gray", "prod")}, plain
-        assert within_binomial_bound(plain[path("gray", "prod")], n, 0.20), plain
-
-    forwarded = paths(mesh[True], GRAY_COOKIE, n=n)
+    mesh = mesh_for(vss, True)
+    plain = paths(mesh, n=n)
+    assert set(plain) <= {path("prod", "prod"), path("gray", "prod")}, plain
+    assert within_binomial_bound(plain[path("gray", "prod")], n, 0.20), plain
+    forwarded = paths(mesh, GRAY_COOKIE, n=n)
     assert set(forwarded) <= {path("prod", "gray"), path("gray", "gray")}, forwarded
     assert within_binomial_bound(forwarded[path("gray", "gray")], n, 0.20), forwarded
 
-    dropped = paths(mesh[False], GRAY_COOKIE, n=n)
+    mesh = mesh_for(vss, False)
+    plain = paths(mesh, n=n)
+    assert set(plain) <= {path("prod", "prod"), path("gray", "prod")}, plain
+    assert within_binomial_bound(plain[path("gray", "prod")], n, 0.20), plain
+    dropped = paths(mesh, GRAY_COOKIE, n=n)
     assert set(dropped) <= {path("prod", "prod"), path("gray", "prod")}, dropped
     assert within_binomial_bound(dropped[path("gray", "prod")], n, 0.20), dropped
 
 
-def test_applying_the_next_plan_moves_live_traffic(release, meshes):
+def test_applying_the_next_plan_moves_live_traffic(release, mesh_for):
     """One mesh, plans applied one after the other: traffic follows the apiserver."""
-    mesh = meshes(release("scenario-1"))[True]
+    mesh = mesh_for(release("scenario-1"), True)
     assert paths(mesh, GRAY_COOKIE) == {path("gray", "prod"): N}
     mesh.update(release("scenario-2"))
+    assert analyze(mesh.istiod, [mesh.destination("test-a", p)["host"].split(".")[1] for p in ("prod", "gray")]) == []
     assert paths(mesh, GRAY_COOKIE) == {path("gray", "gray"): N}
     assert paths(mesh) == {path("prod", "prod"): N}

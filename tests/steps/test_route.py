@@ -133,3 +133,24 @@ def test_route_command_applies_prints_and_bad_input_changes_nothing(kube, api, f
     assert again.stdout.endswith("unchanged (already as the strategy demands); strategy weight=20\n")
     now = get_vs(api, service)
     assert now["metadata"]["resourceVersion"] == live["metadata"]["resourceVersion"]
+
+
+def test_a_virtual_service_istio_refuses_is_refused_at_dry_run_with_istios_message_and_nothing_is_written(
+        kube, api, fresh_namespace, tmp_path):
+    """The CRD schema accepts host `*`; Istio's validation (istiod's webhook, as on a real cluster) does not."""
+    from graysteps.model.catalog import load_catalog
+
+    path = tmp_path / "catalog.yaml"
+    path.write_text(f"defaults:\n  namespaces: {{prod: {fresh_namespace}, gray: gray}}\n"
+                    "services:\n  test-a:\n    port: 8080\n    hosts: ['*']\n")
+    service = load_catalog(str(path)).service("test-a")
+    for extra in (["--dry-run"], []):
+        done = graysteps("route", "--catalog", str(path), "--kubeconfig", kube.kubeconfig, "--service", "test-a",
+                         "--strategy", "whitelist", *extra)
+        assert (done.returncode, done.stdout) == (1, "")
+        assert done.stderr.splitlines() == [
+            f"graysteps route: failed to create VirtualService {fresh_namespace}/test-a: 400 Bad Request: "
+            'admission webhook "rev.validation.istio.io" denied the request: configuration is invalid: '
+            "wildcard host * is not allowed for virtual services bound to the mesh gateway; "
+            "an admission webhook (Istio's validation) refused the object; fix the VirtualService or the catalog"]
+        assert get_vs(api, service) is None

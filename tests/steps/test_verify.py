@@ -1,5 +1,5 @@
 """`graysteps verify` against the real apiserver (Deployments, VirtualService written
-by `route`) and real Envoy routing by that VirtualService to prod/gray backends."""
+by `route`) and real Envoys, configured by istiod from that VirtualService, routing to prod/gray backends."""
 
 from __future__ import annotations
 
@@ -14,13 +14,11 @@ from kubernetes import client
 from graysteps.model.manifests import render_manifests
 from graysteps.steps.deploy import deploy
 from graysteps.steps.route import route
-from graysteps.routing.operations import apply_strategy
 from graysteps.model.strategy import Strategy
 from graysteps_lab.world.mesh import LocalMesh
 from graysteps.adapters.kube.istio import read_virtual_service
 from graysteps.steps.verify import FAILED, PASSED, SKIPPED, ProbeSettings, verify
 from tests.fixtures.workloads import argv_with, assert_refused, catalog_with_namespaces, rolled_out, set_deployment_status
-from tests.fixtures.mesh import start_mesh  # noqa: F401 (fixture)
 
 
 @pytest.fixture
@@ -50,9 +48,15 @@ def start_gateway(start_mesh):
     """start_gateway(spec, virtual_service) -> a LocalMesh whose ingress routes by that VirtualService."""
 
     def start(spec, vs) -> LocalMesh:
-        return start_mesh({spec.name: []}, [vs], endpoint_key=lambda service, profile: spec.service_host(profile))
+        return start_mesh({spec.name: []}, [vs], destination=lambda service, profile: spec.destination(profile))
 
     return start
+
+
+def serves_prod_build(mesh: LocalMesh) -> None:
+    """The routes are right, but the gray workload answers as prod (e.g. its Deployment
+    runs the prod build): what verify's probes must catch on the data plane."""
+    mesh.backend("test-a", "gray").profile = "prod"
 
 
 def statuses(report) -> dict[str, str]:
@@ -101,10 +105,10 @@ def test_linked_is_probed_from_the_gray_side_through_a_gray_caller(release, star
 
 
 @pytest.mark.world
-def test_the_gray_caller_probe_fails_when_the_data_plane_ignores_source_labels(release, start_gateway):
+def test_the_gray_caller_probe_fails_when_gray_callers_do_not_reach_gray(release, start_gateway):
     release.route(Strategy("linked"))
-    stale = apply_strategy(read_virtual_service(release.spec, api_client=release.api), release.spec, Strategy("rollback"))
-    mesh = start_gateway(release.spec, stale)
+    mesh = start_gateway(release.spec, read_virtual_service(release.spec, api_client=release.api))
+    serves_prod_build(mesh)
     report = verify(release.spec, api_client=release.api,
                     settings=ProbeSettings(mesh.url(), gray_caller=mesh.url("outbound-gray")))
     assert not report.passed
@@ -124,9 +128,8 @@ def test_without_a_gray_caller_the_gray_side_of_linked_is_reported_skipped(relea
 @pytest.mark.world
 def test_cookie_probe_fails_when_the_data_plane_sends_whitelisted_tenants_to_prod(release, start_gateway):
     release.route(Strategy("whitelist"))
-    # The data plane still runs the old all-prod routes (e.g. a sidecar that did not get the update).
-    stale = apply_strategy(read_virtual_service(release.spec, api_client=release.api), release.spec, Strategy("rollback"))
-    mesh = start_gateway(release.spec, stale)
+    mesh = start_gateway(release.spec, read_virtual_service(release.spec, api_client=release.api))
+    serves_prod_build(mesh)
     report = verify(release.spec, api_client=release.api, settings=ProbeSettings(mesh.url()))
     assert not report.passed
     assert statuses(report)["probe with the gray cookie -> gray"] == FAILED
@@ -149,10 +152,10 @@ def test_weight_20_passes_the_sequential_test_and_reports_its_confidence(release
 
 
 @pytest.mark.world
-def test_weight_check_fails_when_envoy_splits_50_50_but_the_strategy_says_20(release, start_gateway):
+def test_weight_check_fails_when_the_gray_share_is_not_served_by_gray(release, start_gateway):
     release.route(Strategy("weight", 20))
-    drifted = apply_strategy(read_virtual_service(release.spec, api_client=release.api), release.spec, Strategy("weight", 50))
-    mesh = start_gateway(release.spec, drifted)
+    mesh = start_gateway(release.spec, read_virtual_service(release.spec, api_client=release.api))
+    serves_prod_build(mesh)
     report = verify(release.spec, api_client=release.api, settings=ProbeSettings(mesh.url()))
     assert not report.passed
     share = next(c for c in report.checks if c.name.startswith("probe gray share"))
@@ -191,8 +194,8 @@ def test_an_unfinished_gray_rollout_fails_verification(release):
 @pytest.mark.world
 def test_cli_writes_junit_and_exits_non_zero_on_failure(release, start_gateway, kube, tmp_path):
     release.route(Strategy("weight", 20))
-    drifted = apply_strategy(read_virtual_service(release.spec, api_client=release.api), release.spec, Strategy("weight", 50))
-    mesh = start_gateway(release.spec, drifted)
+    mesh = start_gateway(release.spec, read_virtual_service(release.spec, api_client=release.api))
+    serves_prod_build(mesh)
     catalog = catalog_with_namespaces(tmp_path / "catalog.yaml", "test-a", release.spec.namespaces["prod"],
                                       release.spec.namespaces["gray"])
     junit = tmp_path / "reports" / "verify.xml"
@@ -209,8 +212,8 @@ def test_cli_writes_junit_and_exits_non_zero_on_failure(release, start_gateway, 
     assert "NOT within 20% ± 5 with 99% confidence" in share.find("failure").get("message")
     assert all(cases[n].find("failure") is None for n in cases if n != "probe gray share 20% ± 5")
 
-    # Route and data plane agree again: the same command passes, exit 0.
-    mesh.update([read_virtual_service(release.spec, api_client=release.api)])
+    # Gray serves the gray build again: the same command passes, exit 0.
+    mesh.backend("test-a", "gray").profile = "gray"
     done = subprocess.run([sys.executable, "-m", "graysteps", "verify", "--service", "test-a", "--catalog", catalog,
                            "--kubeconfig", kube.kubeconfig, "--gateway", mesh.url(), "--junit", str(junit), "--json"],
                           capture_output=True, text=True, timeout=120)

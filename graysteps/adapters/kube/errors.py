@@ -16,6 +16,7 @@ from typing import Any
 from graysteps.errors import GraystepsError
 
 HINTS = {
+    400: "an admission webhook (Istio's validation) refused the object; fix the VirtualService or the catalog",
     401: "check the kubeconfig's credentials",
     403: "the account lacks the RBAC permission for this; grant it",
     404: "the namespace or the Istio CRDs are missing; create the namespace / install Istio",

@@ -4,11 +4,11 @@ Each `Backend(service, profile)` answers every request with the headers
 `x-graysteps-service` / `x-graysteps-profile` and a JSON body
 `{"hops": [{"service", "profile", "path"}, ...]}`. If it has `downstream`
 services, it calls each of them through `outbound` (the Envoy listener of its
-own caller profile, i.e. its sidecar), forwarding the Cookie header or not, and
+own caller profile, i.e. its sidecar) by the Host `hosts` names for it, forwarding the Cookie header or not, and
 appends their hops to its own: the body then shows the whole path A→B.
 
 For retry/timeout tests a backend can fail its next N requests
-(`fail_next`) or answer slowly (`delay`).
+(`fail_next`), every request (`fail_all`), or answer slowly (`delay`).
 
 Speed: HTTP/1.1 keep-alive and Nagle disabled on the server socket of every
 connection. Without it, a stdlib server writing headers and body separately
@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from graysteps.adapters.probe import NoDelayHTTPConnection
 
@@ -55,7 +55,8 @@ class Backend:
 
     def __init__(self, service: str, profile: str, *, downstream: Sequence[str] = (),
                  outbound: tuple[str, int] | None = None, forward_cookie: bool = True,
-                 host: str = "127.0.0.1", port: int = 0, nagle: bool = False):
+                 host: str = "127.0.0.1", port: int = 0, nagle: bool = False,
+                 hosts: Mapping[str, str] | None = None):
         if downstream and outbound is None:
             raise ValueError(f"backend {service}/{profile}: downstream {list(downstream)} needs an outbound proxy address")
         self.service = service
@@ -63,7 +64,9 @@ class Backend:
         self.downstream = list(downstream)
         self.outbound = outbound
         self.forward_cookie = forward_cookie
+        self.hosts = dict(hosts or {})  # downstream service -> the Host header to call it by
         self.delay = 0.0
+        self.fail_all: int | None = None  # when set, every request is answered with this status
         self.requests = 0
         self._fail: list[int] = []
         self._lock = threading.Lock()
@@ -113,7 +116,7 @@ class Backend:
             req.rfile.read(length)
         with self._lock:
             self.requests += 1
-            fail = self._fail.pop(0) if self._fail else None
+            fail = self._fail.pop(0) if self._fail else self.fail_all
         if self.delay:
             threading.Event().wait(self.delay)
         if fail is not None:
@@ -140,7 +143,7 @@ class Backend:
 
     def _call(self, service: str, path: str, cookie: str | None) -> list[dict]:
         """Call a downstream service through the outbound proxy; its hops, or one error hop."""
-        headers = {"Host": service}
+        headers = {"Host": self.hosts.get(service, service)}
         if cookie is not None:
             headers["Cookie"] = cookie
         for attempt in (1, 2):  # a pooled connection the proxy closed meanwhile gets one fresh retry

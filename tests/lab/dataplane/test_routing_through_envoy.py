@@ -9,7 +9,7 @@ import time
 import pytest
 
 from graysteps.adapters.probe import by_path, probe
-from tests.lab.dataplane.virtual_services import endpoint_key, strategy_vs
+from tests.lab.dataplane.virtual_services import destination, strategy_vs
 
 pytestmark = pytest.mark.world
 
@@ -148,7 +148,7 @@ def test_a_fault_abort_on_a_route_is_served_by_envoy(start_mesh):
 
 def test_destination_rule_subsets_route_like_namespaces(start_mesh):
     mesh = start_mesh(SINGLE, [strategy_vs("test-a", "whitelist", layout="subsets")],
-                      endpoint_key=endpoint_key("subsets"))
+                      destination=destination("subsets"))
     assert mesh.probe("test-a", 10, {"Cookie": "a=b; tenantGray=1"}) == {"gray": 10}
     assert mesh.probe("test-a.shop.svc.cluster.local", 10, {"Cookie": "tenantGray=10"}) == {"prod": 10}
     n = 2000
@@ -165,3 +165,17 @@ def test_a_foreign_route_in_the_virtual_service_keeps_routing_to_its_service(sta
     cookie = {"Cookie": "tenantGray=1"}
     assert mesh.probe("test-a", 10, cookie, path="/b/x", key=by_path) == {"test-b:prod": 10}
     assert mesh.probe("test-a", 10, cookie, path="/a", key=by_path) == {"test-a:gray": 10}
+
+
+def test_at_the_gateway_a_short_host_is_served_under_the_virtual_services_namespace(whitelist_mesh):
+    """Istio reads host `test-a` of a VirtualService in `prod` as test-a.prod.svc.cluster.local."""
+    assert probe(whitelist_mesh.url(), "test-a.prod.svc.cluster.local", 3) == {"prod": 3}
+    assert probe(whitelist_mesh.url(), "test-a", 3) == {"HTTP 404": 3}
+
+
+def test_a_virtual_service_bound_only_to_the_sidecars_is_not_served_at_the_gateway(start_mesh):
+    vs = strategy_vs("test-a", "promote")
+    vs["spec"]["gateways"] = ["mesh"]
+    mesh = start_mesh(SINGLE, [vs])
+    assert mesh.probe("test-a", 3, listener="outbound-prod") == {"gray": 3}
+    assert mesh.probe("test-a", 3) == {"HTTP 404": 3}

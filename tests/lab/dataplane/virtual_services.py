@@ -1,6 +1,6 @@
 """VirtualServices for the data-plane tests, made by graysteps' own strategies
 (`graysteps.routing.operations.apply_strategy`) for the example catalog's
-services, and the endpoint keys their destinations resolve to."""
+services, and the route destinations of their profiles."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Callable
 
 from graysteps.model.catalog import ServiceSpec, load_catalog
-from graysteps_lab.envoy_config import destination_key
 from graysteps.routing.operations import apply_strategy
 from graysteps.model.strategy import parse_strategy
 
@@ -32,9 +31,6 @@ def strategy_vs(service: str, strategy: str, weight: int | None = None, base: di
     return apply_strategy(base, service_spec(service, layout), parse_strategy(strategy, weight))
 
 
-def endpoint_key(layout: str = "namespaces") -> Callable[[str, str], str]:
-    """(service, profile) -> the translator's endpoints key of that profile's destination."""
-    def key(service: str, profile: str) -> str:
-        spec = service_spec(service, layout)
-        return destination_key(spec.destination(profile), spec.vs_namespace)
-    return key
+def destination(layout: str = "namespaces") -> Callable[[str, str], dict]:
+    """(service, profile) -> the route destination graysteps writes for that profile."""
+    return lambda service, profile: service_spec(service, layout).destination(profile)

@@ -1,4 +1,4 @@
-"""`graysteps preview`: the plan's VirtualServices in a real Envoy, no cluster."""
+"""`graysteps preview`: the plan's VirtualServices served by a throwaway istiod to real Envoys, no cluster of yours."""
 
 from __future__ import annotations
 

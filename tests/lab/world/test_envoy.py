@@ -6,7 +6,7 @@ import urllib.request
 
 import pytest
 
-from graysteps_lab.world.envoy import DynamicFiles, Envoy
+from graysteps_lab.world.envoy import Envoy
 from graysteps_lab.world.ports import free_port, wait_for_port
 
 pytestmark = pytest.mark.world
@@ -61,32 +61,19 @@ def test_envoy_routes_a_request_to_the_backend_its_route_names(envoy_binary, tmp
         assert envoy.stats()["cluster.a.upstream_rq_200"] >= 1
 
 
-def test_envoy_follows_an_atomically_replaced_listener_file_without_restart(envoy_binary, tmp_path, http_backend):
-    ports = {"a": http_backend("backend-a"), "b": http_backend("backend-b")}
-    clusters = [_cluster(name, port) for name, port in ports.items()]
-    port = free_port()
-    files = DynamicFiles(tmp_path / "xds")
-    with Envoy(files.bootstrap([_listener(port, "a")], clusters), tmp_path, binary=envoy_binary) as envoy:
-        assert _get(port) == "backend-a"
-        pid = envoy.pid
-        envoy.replace_config(files, listeners=[_listener(port, "b")])
-        assert _get(port) == "backend-b"
-        assert envoy.pid == pid
-
-
-def test_a_mesh_whose_listener_port_is_taken_fails_to_start_and_names_the_port(envoy_binary, tmp_path):
+def test_a_mesh_whose_listener_port_is_taken_fails_to_start_and_names_the_port(kube, istiod, envoy_binary, tmp_path):
     # Envoy itself stays up when it cannot bind a listener; the mesh must not.
     import socket
 
     from graysteps_lab.world.mesh import LocalMesh
     from graysteps_lab.world.process import WorldError
 
-    mesh = LocalMesh({"test-a": []}, [], tmp_path, envoy_binary=envoy_binary)
+    mesh = LocalMesh({"test-a": []}, [], tmp_path, kube=kube, istiod=istiod, envoy_binary=envoy_binary)
     port = mesh.listener("ingress").port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
         squatter.bind(("127.0.0.1", port))
         squatter.listen()
-        with pytest.raises(WorldError, match=rf"not listening on \{{'ingress': {port}\}}.*cannot bind '127.0.0.1:{port}'"):
+        with pytest.raises(WorldError, match=rf"ingress Envoy is not listening on 127.0.0.1:{port} .*cannot bind '127.0.0.1:{port}'"):
             mesh.start()
-    assert mesh.envoy is not None and mesh.envoy.pid is None  # stopped, not left running
-    assert not any(wait_for_port(b.port) for b in mesh.backends.values())  # backends closed too
+    assert mesh.envoys == {}  # stopped, not left running
+    assert not any(wait_for_port(b.port, host=b.address[0]) for b in mesh.backends.values())  # backends closed too

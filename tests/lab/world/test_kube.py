@@ -72,13 +72,26 @@ def test_objects_survive_an_apiserver_restart_on_the_same_etcd(kube, fresh_names
     assert kept.data == {"k": "v"}
 
 
-def test_without_the_shared_copy_istios_crds_come_from_the_go_module(monkeypatch, tmp_path):
+def test_istios_crds_are_those_of_the_istio_api_version_istiod_is_built_with():
     import graysteps_lab.world.kube as kube_module
 
-    monkeypatch.setattr(kube_module, "REPO_ROOT", tmp_path / "checkout")  # no ../shared/istio there
     path = kube_module.istio_crds_path()
     assert path.name == "customresourcedefinitions.gen.yaml"
+    assert kube_module.ISTIO_API_MODULE.split("@")[1] in str(path)
     assert "name: virtualservices.networking.istio.io" in path.read_text()
+    build_script = (kube_module.REPO_ROOT / "tools" / "testenv" / "build-istio.sh").read_text()
+    assert kube_module.ISTIO_API_MODULE.split("@")[1] in build_script
+
+
+def test_without_go_istios_crds_come_from_the_shared_copy(monkeypatch, tmp_path):
+    import graysteps_lab.world.kube as kube_module
+
+    shared = tmp_path / "shared" / "istio" / "crds.yaml"
+    shared.parent.mkdir(parents=True)
+    shared.write_text("kind: CustomResourceDefinition\n")
+    monkeypatch.setattr(kube_module, "REPO_ROOT", tmp_path / "checkout")
+    monkeypatch.setenv("PATH", str(tmp_path / "no-go-here"))
+    assert kube_module.istio_crds_path() == shared
 
 
 def test_a_user_outside_system_masters_is_held_to_rbac(kube, fresh_namespace):
