@@ -110,10 +110,12 @@ def _expand_json_args(argv: list[str]) -> list[str]:
         raise InvalidInput(f"{name} is not JSON: {str(e).splitlines()[0][:200]}", step="--args-json-env") from None
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise InvalidInput(f"{name} must hold a JSON array of strings", step="--args-json-env")
+    command = next((v for v in values if not v.startswith("-")), "--args-json-env")
     for number, value in enumerate(values, 1):
         if "\0" in value:
-            raise InvalidInput(f"{name}: argument {number} holds a NUL character, which no argument may hold",
-                               step="--args-json-env")
+            shown = value if len(value) <= 60 else value[:59] + "…"
+            raise InvalidInput(f"argument {number} {shown!r} (from ${name}) holds a NUL character, "
+                               "which no argument may hold", step=command)
     return values + rest
 
 

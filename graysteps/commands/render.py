@@ -83,21 +83,11 @@ def render_virtual_service(args: argparse.Namespace) -> int:
 
 def read_virtual_service_file(path: str) -> dict:
     """One VirtualService from a YAML file (safe loader); InvalidInput naming the file otherwise."""
-    import yaml
-
+    from graysteps.adapters import reading
     from graysteps.errors import InvalidInput
 
-    try:
-        with open(path, encoding="utf-8") as f:
-            documents = [d for d in yaml.safe_load_all(f) if d is not None]
-    except FileNotFoundError:
-        raise InvalidInput(f"--from {path}: file not found") from None
-    except OSError as e:
-        raise InvalidInput(f"--from {path}: cannot be read ({e.strerror})") from e
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise InvalidInput(f"--from {path}{line}: not valid YAML ({getattr(e, 'problem', None) or e})") from e
+    text = reading.read_text(path, what="--from")
+    documents = [d for d in reading.parse_yaml(text, what="--from", name=path, documents=True) if d is not None]
     if len(documents) != 1 or not isinstance(documents[0], dict) or documents[0].get("kind") != "VirtualService":
         raise InvalidInput(f"--from {path}: expected exactly one VirtualService document")
     return documents[0]

@@ -168,11 +168,9 @@ def load_cookie_key(key_file: str | None = None, env: Mapping[str, str] | None =
     env = os.environ if env is None else env
     path = key_file or env.get(KEY_FILE_ENV)
     if path:
-        try:
-            with open(path, "rb") as f:
-                key = f.read().strip()
-        except OSError as e:
-            raise InvalidInput(f"cookie key file {path!r}: cannot read it ({e.strerror})") from e
+        from graysteps.adapters.reading import read_bytes
+
+        key = read_bytes(path, what="cookie key file", document=True).strip()
         source = f"key file {path!r}"
     elif env.get(KEY_ENV):
         key = env[KEY_ENV].encode("utf-8")
