@@ -21,6 +21,7 @@ import importlib
 import json
 import os
 import pkgutil
+import re
 import sys
 import traceback
 
@@ -110,13 +111,26 @@ def _expand_json_args(argv: list[str]) -> list[str]:
         raise InvalidInput(f"{name} is not JSON: {str(e).splitlines()[0][:200]}", step="--args-json-env") from None
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise InvalidInput(f"{name} must hold a JSON array of strings", step="--args-json-env")
-    command = next((v for v in values if not v.startswith("-")), "--args-json-env")
-    for number, value in enumerate(values, 1):
-        if "\0" in value:
-            shown = value if len(value) <= 60 else value[:59] + "…"
-            raise InvalidInput(f"argument {number} {shown!r} (from ${name}) holds a NUL character, "
-                               "which no argument may hold", step=command)
     return values + rest
+
+
+# C0 and C1 control characters and DEL, and lone surrogates (bytes that were not UTF-8):
+# no argument needs one, and each would end up in a log line, an XML document or an audit row.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _check_characters(argv: list[str]) -> None:
+    """Bad input when an argument holds a control character or is not valid UTF-8."""
+    for number, value in enumerate(argv, 1):
+        bad = _CONTROL.search(value)
+        if bad is not None:
+            char = bad.group()
+            what = ("is not valid UTF-8" if "\ud800" <= char <= "\udfff"
+                    else f"holds the control character U+{ord(char):04X}, which no argument may hold")
+            shown = value.encode("utf-8", "backslashreplace").decode("utf-8")
+            shown = shown if len(shown) <= 60 else shown[:59] + "…"
+            command = next((v for v in argv if not v.startswith("-")), "")
+            raise InvalidInput(f"argument {number} {shown!r} {what}", step=command)
 
 
 def _debug(argv: list[str]) -> bool:
@@ -149,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         argv = _expand_json_args(argv)
         step = next((a for a in argv if not a.startswith("-")), "")
+        _check_characters(argv)
         return _main(argv)
     except BrokenPipeError:
         # The reader went away (`graysteps ... | head`): stop quietly, as a

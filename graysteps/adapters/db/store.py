@@ -32,6 +32,7 @@ from sqlalchemy import create_engine, event, select, update
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from graysteps.adapters.urls import mask_url
 from graysteps.errors import GraystepsError, InvalidInput
 from graysteps.adapters.db.url import DB_ENV, URL_FORMS, check_db_url, resolve_db_url
 from graysteps.adapters.db.models import WHITELIST_STATE, StateRow
@@ -39,12 +40,9 @@ from graysteps.adapters.db.models import WHITELIST_STATE, StateRow
 SQLITE_BUSY_TIMEOUT_S = 60
 
 
-def shown_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparsable URL>"
+def shown_url(url: object) -> str:
+    """The URL with its password and query masked, for messages (adapters/urls.py)."""
+    return mask_url(str(url))
 
 
 def create_store_engine(url: str) -> Engine:
