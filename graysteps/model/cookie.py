@@ -50,7 +50,7 @@ COOKIE_NAME = "tenantGray"
 KEY_ENV = "GRAYSTEPS_COOKIE_KEY"
 KEY_FILE_ENV = "GRAYSTEPS_COOKIE_KEY_FILE"
 KEY_MIN_BYTES = 32
-SIGNED_LIFETIME_S = 8 * 3600  # exp of a signed cookie without Max-Age
+SIGNED_LIFETIME_S = 8 * 3600  # exp of a signed cookie without Max-Age; with one, exp = iat + Max-Age (0: expired)
 ISSUER = "graysteps"
 
 _COOKIE_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")  # RFC 6265 token
@@ -111,7 +111,7 @@ def cookie_value(tenant: str, gray: bool, *, key: bytes | None = None, lifetime:
     if key is None:
         return "1" if gray else "0"
     issued = int(time.time() if now is None else now)
-    claims = {"iss": ISSUER, "sub": tenant, "gray": bool(gray), "iat": issued, "exp": issued + (lifetime or SIGNED_LIFETIME_S)}
+    claims = {"iss": ISSUER, "sub": tenant, "gray": bool(gray), "iat": issued, "exp": issued + (SIGNED_LIFETIME_S if lifetime is None else lifetime)}
     return sign_token(claims, key)
 
 

@@ -199,7 +199,8 @@ def _read_yaml(path: str) -> tuple[Any, str]:
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """A plain decimal YAML integer: not a bool, and not ruamel's ScalarInt (0x14, 0o24, 020, 2_0, -0)."""
+    return type(value) is int
 
 
 def load_plan(path: str, catalog: "Catalog") -> Plan:

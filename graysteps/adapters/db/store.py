@@ -25,6 +25,7 @@ MySQL, the read transaction itself on SQLite.
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -156,6 +157,17 @@ def open_store(url: str | None = None, *, upgrade: bool = True) -> Store:
     if upgrade:
         store.upgrade()
     return store
+
+
+def open_existing_store(url: str | None = None) -> Store | None:
+    """For read-only commands: the database `url` as it is (no schema upgrade), or None when it is
+    an SQLite file that does not exist yet: reading never creates a database file or its folder."""
+    resolved = resolve_db_url(url, create_dir=False)
+    engine = create_store_engine(resolved)
+    if engine.url.get_backend_name() == "sqlite" and not os.path.exists(engine.url.database or ""):
+        engine.dispose()
+        return None
+    return Store(resolved, engine)
 
 
 def _first_line(error: BaseException) -> str:
