@@ -135,7 +135,7 @@ def cookie_decisions(db_url: str, tenants: list[str]) -> tuple[float, float]:
 
 def http_latency(db_url: str, tenants: list[str], requests: int) -> dict[str, float]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "graysteps", "serve-cookie", "--port", "0", "--ttl", "5"],
+        [sys.executable, "-m", "graysteps", "serve-cookie", "--port", "0", "--ttl", "5", "--no-access-log"],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "GRAYSTEPS_DB": db_url}, cwd=REPO,
     )
     try:

@@ -1,7 +1,7 @@
 /** Make the tenant whitelist exactly its source (a file or URL). Help: vars/grayWhitelistSync.txt */
 void call(Map args = [:]) {
     Map defaultConfig = [
-        source         : null,           // tenant list: a workspace file or an http(s) URL (required)
+        source         : null,           // tenant list: a workspace file or an http(s) URL on the agent's allow-list (required)
         dryRun         : false,          // print the diff, change nothing
         allowEmpty     : false,          // accept a source without ids (it empties the whitelist)
         reason         : null,           // why, for the audit log; null = the CLI's default

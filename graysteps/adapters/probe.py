@@ -20,6 +20,8 @@ from collections import Counter
 from typing import Callable, Mapping
 from urllib.parse import urlsplit
 
+from graysteps.adapters.urls import mask_url
+
 PROFILE_HEADER = "x-graysteps-profile"
 
 Answer = tuple[int, http.client.HTTPMessage, bytes]
@@ -57,7 +59,7 @@ def probe(url: str, host: str, n: int, headers: Mapping[str, str] | None = None,
         raise ValueError(f"probe: n must be >= 0 and concurrency >= 1, got n={n}, concurrency={concurrency}")
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
-        raise ValueError(f"probe: url must be http://HOST:PORT/PATH, got {url!r}")
+        raise ValueError(f"probe: url must be http://HOST:PORT/PATH, got {mask_url(url)!r}")
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     request_headers = {"Host": host, **(headers or {})}
     counts: Counter = Counter()

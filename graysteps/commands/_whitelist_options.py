@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from graysteps.commands._types import int_in
+
 DB_HELP = (
     "whitelist database as an SQLAlchemy URL (sqlite:///PATH or mysql+pymysql://USER:PASS@HOST/DB); "
     "default: $GRAYSTEPS_DB, else ${XDG_DATA_HOME:-~/.local/share}/graysteps/whitelist.db. "
@@ -23,7 +25,7 @@ def add_cookie_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("cookie")
     group.add_argument("--cookie-name", default="tenantGray", help="cookie name (default: tenantGray)")
     group.add_argument("--domain", help="Domain attribute (default: none, host-only cookie)")
-    group.add_argument("--max-age", type=int, metavar="SECONDS", help="Max-Age attribute (default: session cookie)")
+    group.add_argument("--max-age", type=int_in(0, 400 * 86400), metavar="SECONDS", help="Max-Age attribute (default: session cookie)")
     group.add_argument("--same-site", default="Lax", choices=["Strict", "Lax", "None"], help="SameSite (default: Lax)")
     group.add_argument("--secure", action="store_true", help="add the Secure attribute")
     group.add_argument(

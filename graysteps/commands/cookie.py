@@ -19,16 +19,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from graysteps.model.cookie import gray_cookie
     from graysteps.adapters.db.entries import is_whitelisted
-    from graysteps.adapters.db.store import open_store
+    from graysteps.adapters.db.store import open_existing_store
     from graysteps.model.tenants import validate_tenant_id
 
     tenant = validate_tenant_id(args.tenant)
     settings, key = cookie_settings_and_key(args)
-    store = open_store(args.db)
-    try:
-        with store.read() as conn:
-            gray = is_whitelisted(conn, tenant)
-    finally:
-        store.close()
+    store = open_existing_store(args.db)
+    gray = False  # no database yet: nobody is whitelisted, and reading creates nothing
+    if store is not None:
+        try:
+            with store.read() as conn:
+                gray = is_whitelisted(conn, tenant)
+        finally:
+            store.close()
     print(gray_cookie(tenant, gray, settings, key=key))
     return 0

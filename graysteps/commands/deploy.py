@@ -7,6 +7,7 @@ import json
 import sys
 
 from graysteps.commands._cluster_options import add_catalog_argument, add_kubeconfig_argument
+from graysteps.commands._types import duration, int_in
 
 NAME = "deploy"
 HELP = "deploy a service's image to its prod or gray namespace (server-side apply), optionally wait for the rollout"
@@ -19,8 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="image reference; pinned by digest when `graysteps build --push` recorded it")
     parser.add_argument("--replicas", default="1", help="replica count, 0-1000 (default 1); a HorizontalPodAutoscaler of the Deployment keeps its own")
     parser.add_argument("--wait", action="store_true", help="follow the rollout like `kubectl rollout status`")
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds --wait waits at most (default 600)")
-    parser.add_argument("--progress-deadline", type=int, default=600, metavar="SECONDS",
+    parser.add_argument("--timeout", type=duration, default=600.0, help="seconds --wait waits at most (default 600)")
+    parser.add_argument("--progress-deadline", type=int_in(1, 999_999_999), default=600, metavar="SECONDS",
                         help="the Deployment's progressDeadlineSeconds (default 600)")
     add_catalog_argument(parser)
     add_kubeconfig_argument(parser)

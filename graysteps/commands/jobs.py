@@ -47,6 +47,36 @@ def _default_repo() -> str | None:
     return None
 
 
+_REPOSITORY_FORMS = "https://HOST/PATH, ssh://[USER@]HOST/PATH, git://HOST/PATH, file:///PATH or USER@HOST:PATH"
+
+
+def check_repository_url(repo: str, step: str) -> None:
+    """A git repository URL Jenkins can clone, with no password in it (that is --credentials-id's job)."""
+    import re
+    import urllib.parse
+
+    from graysteps.adapters.urls import mask_url
+    from graysteps.errors import InvalidInput
+
+    shown = mask_url(repo)[:200]
+    if repo.startswith("-") or any(c.isspace() for c in repo):
+        raise InvalidInput(f"--repo {shown!r} is not a repository URL: no leading '-' or spaces; use {_REPOSITORY_FORMS}",
+                           step=step)
+    if re.fullmatch(r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:(?!/?-)[^\s:]+", repo):  # scp-like git@host:org/repo.git
+        return
+    try:
+        parts = urllib.parse.urlsplit(repo)
+        parts.port  # noqa: B018 (raises for a bad port)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("https", "http", "ssh", "git", "file") or \
+            (parts.scheme != "file" and not parts.hostname) or not parts.path.strip("/"):
+        raise InvalidInput(f"--repo {shown!r} is not a repository URL; use {_REPOSITORY_FORMS}", step=step)
+    if parts.password is not None:
+        raise InvalidInput(f"--repo {shown!r} holds a password: keep it in Jenkins credentials and pass "
+                           "--credentials-id ID", step=step)
+
+
 def _source(args):
     import re
 
@@ -56,8 +86,13 @@ def _source(args):
     repo = args.repo or _default_repo()
     if not repo:
         raise InvalidInput("no repository for the Jenkinsfiles: pass --repo URL or set GRAYSTEPS_JOBS_REPO", step=f"jobs {args.jobs_command}")
+    step = f"jobs {args.jobs_command}"
     if not re.fullmatch(r"[A-Za-z0-9._/-]+", args.branch) or args.branch.startswith("-"):
-        raise InvalidInput(f"--branch {args.branch!r} is not a branch name (letters, digits, . _ / -)", step=f"jobs {args.jobs_command}")
+        raise InvalidInput(f"--branch {args.branch!r} is not a branch name (letters, digits, . _ / -)", step=step)
+    check_repository_url(repo, step)
+    if args.credentials_id is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", args.credentials_id):
+        raise InvalidInput(f"--credentials-id {args.credentials_id[:80]!r} is not a Jenkins credentials id "
+                           "(1-128 letters, digits, . _ -)", step=step)
     return Source(repo=repo, branch=args.branch, credentials_id=args.credentials_id)
 
 
@@ -91,12 +126,14 @@ def _credentials(step: str) -> tuple[str, str]:
 def _sync(args) -> int:
     import re
 
+    from graysteps.adapters.urls import mask_url
     from graysteps.errors import InvalidInput
     from graysteps.steps.jobs import STEP as step
     from graysteps.steps.jobs import sync_jobs
 
+    shown = mask_url(args.url)
     if not re.match(r"https?://[^/\s]+", args.url):
-        raise InvalidInput(f"--url {args.url!r} is not an http(s) URL of a Jenkins server", step=step)
+        raise InvalidInput(f"--url {shown!r} is not an http(s) URL of a Jenkins server", step=step)
     if args.folder is not None and not re.fullmatch(r"(?!\.\.?(/|$))[\w.-]+(/(?!\.\.?(/|$))[\w.-]+)*", args.folder, re.ASCII):
         raise InvalidInput(f"--folder {args.folder!r} is not a folder path (names of letters, digits, . _ -, joined by /)", step=step)
     source = _source(args)
@@ -110,7 +147,7 @@ def _sync(args) -> int:
     for change in changes:
         counts[change.action] = counts.get(change.action, 0) + 1
     summary = ", ".join(f"{n} {a}" for a, n in counts.items())
-    print(f"jobs sync: Jenkins {version} at {args.url}: {summary}" + (" (dry run: nothing written)" if args.dry_run else ""))
+    print(f"jobs sync: Jenkins {version} at {shown}: {summary}" + (" (dry run: nothing written)" if args.dry_run else ""))
     return 0
 
 

@@ -84,26 +84,14 @@ def render_virtual_service(args: argparse.Namespace) -> int:
 
 
 def read_virtual_service_file(path: str, name: str | None = None) -> dict:
-    """The VirtualService in a YAML file (safe loader, duplicate keys refused), found
-    by its kind among the file's documents; with several, the one named `name`.
-    InvalidInput naming the file otherwise."""
-    import yaml
-
-    from graysteps.adapters.files import read_yaml_documents
+    """The VirtualService in a YAML file (bounded read, safe loader, duplicate keys
+    refused), found by its kind among the file's documents; with several, the one
+    named `name`. InvalidInput naming the file otherwise."""
+    from graysteps.adapters import reading
     from graysteps.errors import InvalidInput
 
-    try:
-        documents = read_yaml_documents(path)
-    except FileNotFoundError:
-        raise InvalidInput(f"--from {path}: file not found") from None
-    except OSError as e:
-        raise InvalidInput(f"--from {path}: cannot be read ({e.strerror})") from e
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InvalidInput(f"--from {path}: cannot be read ({e})") from e
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise InvalidInput(f"--from {path}{line}: not valid YAML ({getattr(e, 'problem', None) or e})") from e
+    text = reading.read_text(path, what="--from")
+    documents = [d for d in reading.parse_yaml(text, what="--from", name=path, documents=True) if d is not None]
     found = [d for d in documents if isinstance(d, dict) and d.get("kind") == "VirtualService"]
     if len(found) > 1 and name is not None:
         named = [d for d in found if (d.get("metadata") or {}).get("name") == name]

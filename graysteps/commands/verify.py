@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from graysteps.commands._cluster_options import add_catalog_argument, add_kubeconfig_argument
+from graysteps.commands._types import duration, fraction_in, int_in
 
 NAME = "verify"
 HELP = "verify a release: rollouts, the live VirtualService, and probes through the gateway; writes JUnit XML"
@@ -24,16 +25,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_kubeconfig_argument(parser)
     parser.add_argument("--env", action="append", choices=("prod", "gray"),
                         help="only check this environment's rollout (repeatable; default both)")
-    parser.add_argument("--rollout-timeout", type=float, default=0.0, metavar="SECONDS",
+    parser.add_argument("--rollout-timeout", type=duration, default=0.0, metavar="SECONDS",
                         help="wait up to this long for unfinished rollouts (default 0: look once)")
     parser.add_argument("--path", default="/", help="request path for the probes (default /)")
-    parser.add_argument("--tolerance", type=float, default=5.0, metavar="POINTS",
+    parser.add_argument("--tolerance", type=fraction_in(0, 1000), default=5.0, metavar="POINTS",
                         help="a weight passes within ± this many percentage points (default 5)")
-    parser.add_argument("--confidence", type=float, default=0.99, help="confidence of the weight test (default 0.99)")
-    parser.add_argument("--max-requests", type=int, default=20000, help="request bound of the weight test (default 20000)")
-    parser.add_argument("--fixed-requests", type=int, default=20,
+    parser.add_argument("--confidence", type=fraction_in(0, 1000), default=0.99, help="confidence of the weight test (default 0.99)")
+    parser.add_argument("--max-requests", type=int_in(1, 10_000_000), default=20000, help="request bound of the weight test (default 20000)")
+    parser.add_argument("--fixed-requests", type=int_in(1, 100_000), default=20,
                         help="probes per fixed route (cookie, no cookie); all must match (default 20)")
-    parser.add_argument("--concurrency", type=int, default=4, help="probe connections (default 4)")
+    parser.add_argument("--concurrency", type=int_in(1, 256), default=4, help="probe connections (default 4)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON instead of lines")
 
 

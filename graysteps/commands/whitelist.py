@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from graysteps.adapters.actor import check_actor
-    from graysteps.adapters.db.store import open_store
+    from graysteps.adapters.db.store import open_existing_store, open_store
     from graysteps.model.tenants import validate_tenant_ids
     from graysteps.steps import whitelist
 
@@ -74,7 +74,9 @@ def _run(args: argparse.Namespace) -> int:
             store.close()
         return 0
     if args.action == "list":
-        store = open_store(args.db)
+        store = open_existing_store(args.db)
+        if store is None:
+            return 0  # no database yet: nothing is whitelisted, and reading creates nothing
         try:
             out.writelines(f"{t}\n" for t in whitelist.list_tenants(store))
         finally:

@@ -181,20 +181,13 @@ def catalog_path(path: str | None) -> str:
 
 def load_catalog(path: str | None = None) -> Catalog:
     """Read and validate a catalog; InvalidInput (naming file and line) if it is wrong."""
-    from ruamel.yaml.error import YAMLError
+    from graysteps.adapters import reading
 
     path = catalog_path(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = _yaml().load(f)
-    except FileNotFoundError:
-        raise InvalidInput(f"catalog file {path} not found; pass --catalog FILE or set GRAYSTEPS_CATALOG") from None
-    except OSError as e:
-        raise InvalidInput(f"catalog file {path} cannot be read: {e.strerror}") from e
-    except YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else path
-        raise InvalidInput(f"{where}: not valid YAML: {getattr(e, 'problem', None) or e}") from e
+    if not os.path.lexists(path):
+        raise InvalidInput(f"catalog file {path} not found; pass --catalog FILE or set GRAYSTEPS_CATALOG")
+    text = reading.read_text(path, what="catalog file")
+    data = reading.parse_yaml(text, what="", name=path, round_trip=True)  # errors read `path:line: …`
     return Catalog(path=path, data=data, services=_Validator(path).services(data))
 
 

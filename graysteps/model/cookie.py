@@ -50,7 +50,7 @@ COOKIE_NAME = "tenantGray"
 KEY_ENV = "GRAYSTEPS_COOKIE_KEY"
 KEY_FILE_ENV = "GRAYSTEPS_COOKIE_KEY_FILE"
 KEY_MIN_BYTES = 32
-SIGNED_LIFETIME_S = 8 * 3600  # exp of a signed cookie without Max-Age
+SIGNED_LIFETIME_S = 8 * 3600  # exp of a signed cookie without Max-Age; with one, exp = iat + Max-Age (0: expired)
 ISSUER = "graysteps"
 
 _COOKIE_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")  # RFC 6265 token
@@ -111,7 +111,7 @@ def cookie_value(tenant: str, gray: bool, *, key: bytes | None = None, lifetime:
     if key is None:
         return "1" if gray else "0"
     issued = int(time.time() if now is None else now)
-    claims = {"iss": ISSUER, "sub": tenant, "gray": bool(gray), "iat": issued, "exp": issued + (lifetime or SIGNED_LIFETIME_S)}
+    claims = {"iss": ISSUER, "sub": tenant, "gray": bool(gray), "iat": issued, "exp": issued + (SIGNED_LIFETIME_S if lifetime is None else lifetime)}
     return sign_token(claims, key)
 
 
@@ -168,11 +168,9 @@ def load_cookie_key(key_file: str | None = None, env: Mapping[str, str] | None =
     env = os.environ if env is None else env
     path = key_file or env.get(KEY_FILE_ENV)
     if path:
-        try:
-            with open(path, "rb") as f:
-                key = f.read().strip()
-        except OSError as e:
-            raise InvalidInput(f"cookie key file {path!r}: cannot read it ({e.strerror})") from e
+        from graysteps.adapters.reading import read_bytes
+
+        key = read_bytes(path, what="cookie key file", document=True).strip()
         source = f"key file {path!r}"
     elif env.get(KEY_ENV):
         key = env[KEY_ENV].encode("utf-8")

@@ -111,11 +111,14 @@ def read_build_record(service: str, path: str | os.PathLike | None = None) -> Bu
         if path:
             raise InvalidInput(f"--build-record {str(path)!r} does not exist")
         return None
+    from graysteps.adapters import reading
+
+    text = reading.read_text(str(source), what="build record")
+    data = reading.parse_json(text, what="build record", name=str(source))
     try:
-        data = json.loads(source.read_text(encoding="utf-8"))
         data.pop("pinned_image", None)
         result = BuildResult(**data)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, AttributeError) as e:
         raise GraystepsError(f"build record {source} is not valid: {e}; rerun `graysteps build`", step="build") from e
     if result.service != service:
         raise InvalidInput(f"build record {source} is for service {result.service!r}, not {service!r}")

@@ -60,10 +60,9 @@ def check_environment(env: str) -> str:
 
 def parse_replicas(value: object) -> int:
     """A replica count 0-1000 (int or its decimal text); InvalidInput otherwise."""
-    text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit() or int(text) > 1000:
-        raise InvalidInput(f"--replicas {value!r} is not allowed: use an integer from 0 to 1000")
-    return int(text)
+    from graysteps.model.numbers import parse_int
+
+    return parse_int(value, "--replicas", 0, 1000)
 
 
 def label_value(text: str) -> str:

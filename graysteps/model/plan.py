@@ -83,29 +83,22 @@ def _line(node: Any, key: Any = None) -> int:
 
 
 def _read_yaml(path: str) -> tuple[Any, str]:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
+    """The plan document (bounded read, strict YAML) and the sha256 of its bytes."""
+    from graysteps.adapters import reading
 
     try:
-        raw = Path(path).read_bytes()
-    except OSError as e:
-        raise InvalidInput(f"plan file {path}: cannot read it ({e.strerror}); pass an existing YAML file with --plan", step=STEP) from e
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise InvalidInput(f"plan file {path}: not UTF-8 ({e.reason} at byte {e.start})", step=STEP) from e
-    try:
-        data = YAML(typ="rt").load(text)
-    except YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise InvalidInput(f"plan file {path}{where}: not valid YAML: {problem}", step=STEP) from e
+        raw = reading.read_bytes(path, what="plan file", document=True)
+        text = reading.decode_text(raw, what="plan file", name=path)
+        data = reading.parse_yaml(text, what="plan file", name=path, round_trip=True)
+    except InvalidInput as e:
+        e.step = STEP
+        raise
     return data, hashlib.sha256(raw).hexdigest()
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """A plain decimal YAML integer: not a bool, and not ruamel's ScalarInt (0x14, 0o24, 020, 2_0, -0)."""
+    return type(value) is int
 
 
 def load_plan(path: str, catalog: "Catalog") -> Plan:

@@ -7,10 +7,10 @@ records on a VirtualService (`weight=20`) and `from_label` reads it back.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from graysteps.errors import InvalidInput
+from graysteps.model.numbers import parse_int
 
 WHITELIST = "whitelist"
 WEIGHT = "weight"
@@ -19,7 +19,6 @@ LINKED = "linked"
 PROMOTE = "promote"
 ROLLBACK = "rollback"
 STRATEGIES = (WHITELIST, WEIGHT, BALANCED, LINKED, PROMOTE, ROLLBACK)
-_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -42,18 +41,11 @@ class Strategy:
 
 def parse_weight(value: object) -> int:
     """An integer 0-100 (int or its decimal text); InvalidInput otherwise."""
-    if isinstance(value, bool):
-        raise InvalidInput(f"--weight {value!r} is not allowed: use an integer from 0 to 100 (the gray share in percent)")
-    if isinstance(value, int):
-        number = value
-    else:
-        text = str(value).strip()
-        if not _INTEGER.fullmatch(text):
-            raise InvalidInput(f"--weight {value!r} is not allowed: use an integer from 0 to 100 (the gray share in percent)")
-        number = int(text)
-    if not 0 <= number <= 100:
-        raise InvalidInput(f"--weight {value!r} is not allowed: use an integer from 0 to 100 (the gray share in percent)")
-    return number
+    try:
+        return parse_int(value, "--weight", 0, 100)
+    except InvalidInput:
+        raise InvalidInput(f"--weight {value!r} is not allowed: use an integer from 0 to 100 "
+                           "(the gray share in percent; ASCII digits only)") from None
 
 
 def parse_strategy(name: object, weight: object = None) -> Strategy:

@@ -27,6 +27,25 @@ def shown(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def masked(value: object, keep: int = 3) -> str:
+    """A rejected value from a file, masked: at most a few leading characters, its length,
+    and what is wrong with it; enough to find and fix the line, never the line itself
+    (a source may be a file that was never meant to be shown, e.g. /etc/shadow)."""
+    text = str(value)
+    if not text:
+        return "'' (empty)"
+    head = text[: min(keep, len(text) // 4)]
+    what = f"{len(text)} characters"
+    if len(text) > TENANT_ID_MAX:
+        what += f", more than {TENANT_ID_MAX}"
+    else:
+        position, char = next(((i, c) for i, c in enumerate(text, 1) if not _TENANT_ID.fullmatch(c)), (0, ""))
+        if char:
+            plain = char.isascii() and char.isprintable() and char != " "
+            what += f"; character {position} is {char!r}" if plain else f"; character {position} is U+{ord(char):04X}"
+    return f"{(head + '…')!r} ({what})"
+
+
 def validate_tenant_id(value: object) -> str:
     """The id itself, or InvalidInput naming the value and what is allowed."""
     if not is_valid_tenant_id(value):

@@ -13,6 +13,7 @@ from typing import Sequence
 
 from graysteps.adapters.jenkins import sync as jenkins_sync
 from graysteps.adapters.jenkins.render import Source, render_all, write_all
+from graysteps.adapters.urls import mask_text, mask_url
 from graysteps.errors import GraystepsError
 
 STEP = jenkins_sync.STEP
@@ -29,16 +30,19 @@ def sync_jobs(url: str, user: str, token: str, source: Source, services: Sequenc
     import jenkins
     import requests
 
+    shown = mask_url(url)
     server = jenkins_sync.connect(url, user, token)
     try:
         server.get_whoami()  # first: it settles the auth that get_version then reuses
         version = server.get_version()
     except (jenkins.JenkinsException, requests.RequestException) as e:
-        reason = "rejected the user or token" if "401" in str(e) or "403" in str(e) else f"did not answer ({e})"
-        raise GraystepsError(f"Jenkins at {url} {reason}; check the URL and JENKINS_USER={user!r} / JENKINS_TOKEN",
+        reason = ("rejected the user or token" if "401" in str(e) or "403" in str(e)
+                  else f"did not answer ({mask_text(str(e))})")
+        raise GraystepsError(f"Jenkins at {shown} {reason}; check the URL and JENKINS_USER={user!r} / JENKINS_TOKEN",
                              step=STEP) from e
     try:
         changes = jenkins_sync.sync_jobs(server, render_all(source, services), folder=folder, dry_run=dry_run)
     except requests.RequestException as e:
-        raise GraystepsError(f"lost Jenkins at {url}: {e}; rerun, sync is safe to repeat", step=STEP) from e
+        raise GraystepsError(f"lost Jenkins at {shown}: {mask_text(str(e))}; rerun, sync is safe to repeat",
+                             step=STEP) from e
     return version, changes

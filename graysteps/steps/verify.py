@@ -26,6 +26,7 @@ from graysteps.adapters.kube.workloads import read_rollout, wait_for_rollout
 from graysteps.model.manifests import ENVIRONMENTS, deployment_ref
 from graysteps.errors import GraystepsError, InvalidInput
 from graysteps.adapters.probe import by_profile, probe
+from graysteps.adapters.urls import mask_url
 from graysteps.model.sequential import Decision, ShareTest
 
 STEP = "verify"
@@ -304,7 +305,7 @@ def validate_settings(settings: ProbeSettings) -> None:
             continue  # optional: that probe is reported skipped
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
-            raise InvalidInput(f"{flag} {url!r} is not allowed: use http://HOST[:PORT]")
+            raise InvalidInput(f"{flag} {mask_url(str(url))!r} is not allowed: use http://HOST[:PORT]")
     if not 0 < settings.tolerance < 50:
         raise InvalidInput(f"--tolerance {settings.tolerance:g} is not allowed: use percentage points in (0, 50)")
     if not 0.5 <= settings.confidence < 1:

@@ -1,13 +1,15 @@
 """Whitelist sync: make the store exactly a source of tenant ids, in one transaction.
 
-The source (a file, or an http(s) URL) is UTF-8, with or without a BOM, and is
-either
+The source (a file, or an http(s) URL) must be allowed by the administrator's
+policy (adapters/source_policy.py) and is read within the limits of
+adapters/reading.py. It is UTF-8, with or without a BOM, and is either
   - one tenant id per line (spaces around an id and CR of CRLF are ignored), or
   - a CSV whose header has a `tenant_id` column (other columns are ignored).
 It is CSV when its first non-blank line contains a comma or is `tenant_id`.
 Blank lines and duplicate ids are ignored. One invalid line (bad id, bad
-UTF-8, CSV without tenant_id, a CSV row without that column) rejects the
-whole source, naming the line; nothing changes. A source without any id is
+UTF-8, CSV without tenant_id, a CSV row without that column, an unclosed
+quote) rejects the whole source, naming the line with at most a masked snippet
+of it (tenants.masked); nothing changes. A source without any id is
 refused unless `allow_empty` (an empty export must not wipe the whitelist by
 accident).
 
@@ -38,24 +40,23 @@ import io
 import json
 import os
 import re
-import urllib.error
-import urllib.parse
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import AbstractSet, Iterable, Iterator, Sequence
 
 from graysteps.errors import GraystepsError, InvalidInput
+from graysteps.adapters import reading
 from graysteps.adapters.db import entries
+from graysteps.adapters.source_policy import SourcePolicy, load_policy
+from graysteps.adapters.urls import without_credentials
 from graysteps.adapters.actor import check_actor
 from graysteps.adapters.audit.records import fit_subject, utc_now
 from graysteps.adapters.db.entries import (
     ChunkAudit, audit_each, delete_entries, insert_entries, present_among, read_all_tenant_ids,
 )
 from graysteps.adapters.db.store import Store, read_generation
-from graysteps.model.tenants import ALLOWED, is_valid_tenant_id, shown, validate_tenant_ids
+from graysteps.model.tenants import ALLOWED, is_valid_tenant_id, masked, validate_tenant_ids
 
-FETCH_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -85,45 +86,18 @@ class SyncResult:
 
 def source_display_name(location: str) -> str:
     """A path as given; a URL without user:password, query and fragment."""
-    if not is_url(location):
-        return location
-    parts = urllib.parse.urlsplit(location)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+    return without_credentials(location) if reading.is_url(location) else location
 
 
-def is_url(location: str) -> bool:
-    return location.lower().startswith(("http://", "https://"))
+def read_source_bytes(location: str, policy: SourcePolicy | None = None) -> bytes:
+    """The raw bytes of a file or an http(s) URL the policy allows, read within the limits (adapters/reading.py)."""
+    (policy or load_policy()).check(location)
+    return reading.read_bytes(location, what="--source", allow_url=True)
 
 
-def read_source_bytes(location: str, *, timeout: float = FETCH_TIMEOUT_S) -> bytes:
-    """The raw bytes of a file or an http(s) URL."""
-    name = source_display_name(location)
-    if is_url(location):
-        request = urllib.request.Request(location, headers={"User-Agent": "graysteps-whitelist-sync"})
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.read()
-        except urllib.error.HTTPError as e:
-            raise GraystepsError(f"could not fetch --source {name}: HTTP {e.code} {e.reason}; check the URL") from e
-        except (urllib.error.URLError, OSError) as e:
-            reason = getattr(e, "reason", e)
-            raise GraystepsError(f"could not fetch --source {name}: {reason}; check the URL and the server") from e
-    if "://" in location:
-        raise InvalidInput(f"--source {shown(location)}: use a file path or an http(s):// URL")
-    try:
-        with open(location, "rb") as f:
-            return f.read()
-    except FileNotFoundError as e:
-        raise InvalidInput(f"--source {shown(location)}: no such file") from e
-    except OSError as e:
-        raise InvalidInput(f"--source {shown(location)}: cannot read it ({e.strerror})") from e
-
-
-def load_source(location: str) -> SyncSource:
-    data = read_source_bytes(location)
+def load_source(location: str, policy: SourcePolicy | None = None) -> SyncSource:
+    """Read (under `policy`, default: the administrator's, adapters/source_policy.py) and parse a source."""
+    data = read_source_bytes(location, policy)
     name = source_display_name(location)
     return SyncSource(name=name, ids=parse_source(data, name), sha256=hashlib.sha256(data).hexdigest())
 
@@ -150,7 +124,7 @@ def parse_source(data: bytes, name: str = "source") -> list[str]:
 
 
 def _bad_line(name: str, number: int, value: str) -> InvalidInput:
-    return InvalidInput(f"{name} line {number}: invalid tenant id {shown(value)}: allowed are {ALLOWED}")
+    return InvalidInput(f"{name} line {number}: invalid tenant id {masked(value)}: allowed are {ALLOWED}")
 
 
 # A line that is neither blank nor one tenant id (with optional spaces/tabs around, CR of CRLF).
@@ -182,13 +156,13 @@ def _distinct(ids: list[str]) -> list[str]:
 
 
 def _parse_csv(text: str, name: str) -> list[str]:
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)  # an unclosed quote is an error, not a long field
     try:
         header = next(row for row in reader if any(cell.strip() for cell in row))
         columns = [cell.strip() for cell in header]
         if "tenant_id" not in columns:
             raise InvalidInput(
-                f"{name} line {reader.line_num}: CSV header {shown(','.join(header))} has no tenant_id column"
+                f"{name} line {reader.line_num}: CSV header {masked(','.join(header))} has no tenant_id column"
             )
         column = columns.index("tenant_id")
         ids = []
@@ -236,21 +210,24 @@ def sync_from(
     reason: str | None = None,
     dry_run: bool = False,
     allow_empty: bool = False,
+    policy: SourcePolicy | None = None,
 ) -> SyncResult:
-    """Load, check and apply the source at `location`; the store's schema is created/upgraded only for a good source.
+    """Load, check and apply the source at `location` (allowed by `policy`, default the administrator's); the store's schema is created/upgraded only for a good source.
 
     While the source is read and checked, a thread reads the current ids (the
     database works while Python parses). Under the lock, that snapshot is used
     only if the whitelist generation has not moved since; else it is read again.
     """
     actor = check_actor(actor)
+    policy = policy or load_policy()
+    policy.check(location)  # before anything is read or opened
     url = store.engine.url
     if url.get_backend_name() == "sqlite" and not os.path.exists(url.database):
-        source, snapshot = load_source(location), None  # no database yet: a bad source must not create one
+        source, snapshot = load_source(location, policy), None  # no database yet: a bad source must not create one
     else:
         with ThreadPoolExecutor(1) as pool:
             prefetch = pool.submit(read_snapshot, store)
-            source = load_source(location)
+            source = load_source(location, policy)
             try:
                 snapshot = prefetch.result()
             except GraystepsError:

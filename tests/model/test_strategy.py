@@ -4,12 +4,13 @@ from graysteps.errors import InvalidInput
 from graysteps.model.strategy import Strategy, from_label, parse_strategy
 
 
-@pytest.mark.parametrize("weight, expected", [("0", 0), ("20", 20), ("100", 100), (55, 55), (" 7 ", 7)])
+@pytest.mark.parametrize("weight, expected", [("0", 0), ("20", 20), ("100", 100), (55, 55)])
 def test_weight_takes_an_integer_from_0_to_100(weight, expected):
     assert parse_strategy("weight", weight) == Strategy("weight", expected)
 
 
-@pytest.mark.parametrize("weight", ["101", "-1", "abc", "12.5", "", "1e2", "0x10", 101, -1, 12.5, True, "--5"])
+@pytest.mark.parametrize("weight", ["101", "-1", "abc", "12.5", "", "1e2", "0x10", 101, -1, 12.5, True, "--5",
+                                    " 7 ", " 20", "+20", "-0", "020", "٢٠", "２０", "2_0", "7" * 5000])
 def test_weight_rejects_anything_else_naming_the_value_and_the_range(weight):
     with pytest.raises(InvalidInput, match=r"--weight .* is not allowed: use an integer from 0 to 100"):
         parse_strategy("weight", weight)

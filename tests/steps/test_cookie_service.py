@@ -17,18 +17,21 @@ KEY = "s" * 40
 
 @pytest.fixture
 def serve(db_url, tmp_path):
-    """Start `graysteps serve-cookie --port 0 ARGS…`; returns (host, port)."""
+    """Start `graysteps serve-cookie --port 0 ARGS…`; returns (host, port). Its stderr (the access
+    log) goes to tmp_path/serve-cookie.log, so a long test never fills a pipe."""
     started = []
 
     def start(*args, env=None):
+        log = open(tmp_path / "serve-cookie.log", "a")
         proc = subprocess.Popen(
             [sys.executable, "-m", "graysteps", "serve-cookie", "--port", "0", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE, stderr=log, text=True,
             env={**os.environ, "GRAYSTEPS_DB": db_url, **(env or {})},
         )
+        log.close()
         started.append(proc)
         line = proc.stdout.readline()
-        assert line.startswith("serving on http://"), (line, proc.stderr.read() if proc.poll() is not None else "")
+        assert line.startswith("serving on http://"), (line, (tmp_path / "serve-cookie.log").read_text())
         address = urllib.parse.urlsplit(line.split()[-1])
         return address.hostname, address.port
 
@@ -120,3 +123,83 @@ def test_signed_mode_serves_cookies_that_verify_with_the_key(cli, serve):
     claims = verify_gray_token(value, KEY.encode())
     assert (claims["sub"], claims["gray"]) == ("acme", True)
     assert "Max-Age=600" in headers["Set-Cookie"]
+
+
+def request(address, method, path):
+    conn = http.client.HTTPConnection(*address, timeout=10)
+    try:
+        conn.request(method, path)
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def test_head_gives_the_headers_of_get_without_a_body(cli, serve):
+    cli("whitelist", "add", "acme")
+    address = serve()
+    status, headers, body = request(address, "HEAD", "/v1/gray-cookie?tenant=acme")
+    _, get_headers, get_body = request(address, "GET", "/v1/gray-cookie?tenant=acme")
+    assert (status, body) == (200, b"")
+    assert headers["Set-Cookie"] == get_headers["Set-Cookie"]
+    assert headers["Content-Length"] == str(len(get_body))
+    assert request(address, "HEAD", "/healthz")[0] == 200
+
+
+def test_other_methods_get_405_naming_the_allowed_ones(serve):
+    status, headers, body = request(serve(), "POST", "/v1/gray-cookie?tenant=acme")
+    assert status == 405 and headers["Allow"] == "GET, HEAD"
+    assert "use GET or HEAD" in json.loads(body)["error"]
+
+
+def test_each_request_is_one_json_line_in_the_access_log(cli, serve, tmp_path):
+    cli("whitelist", "add", "acme")
+    address = serve()
+    get(address, "/v1/gray-cookie?tenant=acme")
+    get(address, "/v1/gray-cookie?tenant=" + urllib.parse.quote("bad id"))
+    request(address, "HEAD", "/healthz")
+    records = [json.loads(line) for line in (tmp_path / "serve-cookie.log").read_text().splitlines()]
+    assert [(r["method"], r["path"], r["status"], r.get("tenant"), r.get("gray")) for r in records] == [
+        ("GET", "/v1/gray-cookie", 200, "acme", True),
+        ("GET", "/v1/gray-cookie", 400, None, None),
+        ("HEAD", "/healthz", 200, None, None),
+    ]
+    assert all(r["remote"] == "127.0.0.1" and r["ms"] >= 0 and r["time"].endswith("+00:00") for r in records)
+
+
+def test_idle_connections_are_closed_after_the_idle_timeout_and_others_are_served(serve):
+    import socket
+
+    address = serve("--idle-timeout", "1", "--no-access-log")
+    idle = [socket.create_connection(address, timeout=10) for _ in range(50)]
+    assert get(address, "/healthz")[0] == 200  # idle sockets hold no thread
+    started = time.monotonic()
+    for sock in idle:
+        assert sock.recv(1) == b""  # closed by the server
+        sock.close()
+    assert time.monotonic() - started < 8
+
+
+def test_clients_that_go_away_mid_request_leave_no_traceback(cli, serve, tmp_path):
+    import socket
+
+    cli("whitelist", "add", "acme")
+    address = serve()
+    for i in range(30):
+        sock = socket.create_connection(address, timeout=10)
+        if i % 3 == 0:
+            sock.sendall(b"GET /v1/gray-cookie?tenant=acme HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+        elif i % 3 == 1:
+            sock.sendall(b"GET /v1/gray-cookie?tenant=acme HTTP/1.1\r\nHost: x\r\n\r\n")  # never reads the answer
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST
+        sock.close()
+    assert get(address, "/v1/gray-cookie?tenant=acme")[2]["gray"] is True
+    assert "Traceback" not in (tmp_path / "serve-cookie.log").read_text()
+
+
+@pytest.mark.parametrize("args", [["--port", "+80"], ["--port", "65536"], ["--ttl", "nan"], ["--ttl", "inf"],
+                                  ["--generation-check", "-1"], ["--threads", "0"], ["--idle-timeout", "١٠"]])
+def test_bad_server_settings_are_one_line_exit_2(cli, args):
+    done = cli("serve-cookie", *args)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.count("\n") == 1 and "is not allowed" in done.stderr

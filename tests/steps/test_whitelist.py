@@ -1,3 +1,4 @@
+import os
 import threading
 
 import pytest
@@ -7,9 +8,15 @@ from graysteps.adapters.db import entries
 from graysteps.adapters.audit.records import read_audit
 from graysteps.steps.whitelist import add_tenants, list_tenants
 from graysteps.adapters.db.store import open_store, read_generation
+from graysteps.adapters.source_policy import SourcePolicy
 from graysteps.steps.whitelist import (
     SyncSource, load_source, parse_source, read_snapshot, source_display_name, sync_from, sync_whitelist,
 )
+
+
+def policy_for(tmp_path) -> SourcePolicy:
+    """What an administrator would allow here: files under tmp_path, URLs to loopback."""
+    return SourcePolicy(roots=(os.path.realpath(tmp_path),), url_hosts=frozenset({"127.0.0.1"}), origin="test")
 
 
 def source(*ids, name="src"):
@@ -32,23 +39,25 @@ def test_a_header_only_tenant_id_line_starts_a_one_column_csv():
     assert parse_source(b"tenant_id\nt1\nt2\n") == ["t1", "t2"]
 
 
-@pytest.mark.parametrize("data, line, shown", [
-    (b"t1\nt2\n'; DROP TABLE x; --\nt3\n", 3, "DROP TABLE"),
-    (b"t1\n\n\"  OR 1=1\n", 3, "OR 1=1"),
-    ("t1\n租户\n".encode(), 2, "租户"),
-    (b"t1\nt\x002\n", 2, "\\x00"),
-    (b"t1\n" + b"x" * 65 + b"\n", 2, "xxxx"),
-    (b"t1\nt 2\n", 2, "t 2"),
-    ("t1\nt2\u2028\n".encode(), 2, "\\u2028"),
-    (b"tenant_id,name\nok,x\nnot ok,y\n", 3, "not ok"),
-    (b"name,tenant_id\nx,ok\ny\n", 3, "''"),
-    (b"name,tenant_id\nx,ok\ny,\n", 3, "''"),
+@pytest.mark.parametrize("data, line, shown, hidden", [
+    (b"t1\nt2\n'; DROP TABLE x; --\nt3\n", 3, "\"'; …\" (19 characters; character 1 is \"'\")", "DROP"),
+    (b"t1\n\n\"  OR 1=1\n", 3, "(9 characters; character 1 is '\"')", "OR 1=1"),
+    ("t1\n租户\n".encode(), 2, "'…' (2 characters; character 1 is U+79DF)", "租"),
+    (b"t1\nt\x002\n", 2, "'…' (3 characters; character 2 is U+0000)", "t\x002"),
+    (b"t1\n" + b"x" * 65 + b"\n", 2, "'xxx…' (65 characters, more than 64)", "xxxx"),
+    (b"t1\nt 2\n", 2, "character 2 is U+0020", "t 2"),
+    ("t1\nt2\u2028\n".encode(), 2, "character 3 is U+2028", "t2\u2028"),
+    (b"tenant_id,name\nok,x\nnot ok,y\n", 3, "'n…' (6 characters; character 4 is U+0020)", "not ok"),
+    (b"name,tenant_id\nx,ok\ny\n", 3, "'' (empty)", "y,"),
+    (b"name,tenant_id\nx,ok\ny,\n", 3, "'' (empty)", "y,"),
+    (b"root:x:0:0:root:/root:/bin/bash\n", 1, "'roo…' (31 characters; character 17 is '/')", "/root"),
 ])
-def test_an_invalid_line_rejects_the_source_naming_the_line(data, line, shown):
+def test_an_invalid_line_rejects_the_source_naming_the_line_with_at_most_a_masked_snippet(data, line, shown, hidden):
     with pytest.raises(InvalidInput) as caught:
         parse_source(data, "ids.txt")
     assert f"ids.txt line {line}:" in caught.value.message
     assert shown in caught.value.message
+    assert hidden not in caught.value.message.replace("ids.txt", "")
 
 
 def test_bad_utf8_is_rejected_naming_the_line():
@@ -57,7 +66,7 @@ def test_bad_utf8_is_rejected_naming_the_line():
 
 
 def test_csv_without_tenant_id_column_is_rejected():
-    with pytest.raises(InvalidInput, match="ids.csv line 1: CSV header 'name,tenant' has no tenant_id column"):
+    with pytest.raises(InvalidInput, match=r"ids.csv line 1: CSV header 'na…' \(11 characters; character 5 is ','\) has no tenant_id column"):
         parse_source(b"name,tenant\nx,t1\n", "ids.csv")
 
 
@@ -73,9 +82,9 @@ def test_urls_are_shown_without_credentials_or_query():
 
 def test_a_missing_file_or_a_foreign_scheme_is_refused(tmp_path):
     with pytest.raises(InvalidInput, match="no such file"):
-        load_source(str(tmp_path / "missing.txt"))
+        load_source(str(tmp_path / "missing.txt"), policy_for(tmp_path))
     with pytest.raises(InvalidInput, match="use a file path or an http"):
-        load_source("ftp://example.com/ids.txt")
+        load_source("ftp://example.com/ids.txt", policy_for(tmp_path))
 
 
 # --- applying ----------------------------------------------------------------
@@ -118,7 +127,7 @@ def test_a_snapshot_read_before_the_lock_is_not_trusted_once_the_whitelist_moved
 def test_sync_from_a_file_parses_while_reading_and_applies(store, tmp_path):
     add_tenants(store, ["a", "gone"], actor="x")
     (tmp_path / "ids.txt").write_text("a\nb\n")
-    result = sync_from(store, str(tmp_path / "ids.txt"), actor="x")
+    result = sync_from(store, str(tmp_path / "ids.txt"), actor="x", policy=policy_for(tmp_path))
     assert (result.added, result.removed) == (["b"], ["gone"])
     assert list_tenants(store) == ["a", "b"]
 
@@ -154,20 +163,20 @@ def replay(rows):
     return state
 
 
-def test_sync_from_an_http_url(store, http_source):
+def test_sync_from_an_http_url(store, http_source, tmp_path):
     http_source.routes["/ids.csv?token=s3cret"] = (b"tenant_id\nweb-1\nweb-2\n", 200)
     url = f"http://127.0.0.1:{http_source.server_address[1]}/ids.csv?token=s3cret"
-    result = sync_whitelist(store, load_source(url), actor="x")
+    result = sync_whitelist(store, load_source(url, policy_for(tmp_path)), actor="x")
     assert result.added == ["web-1", "web-2"]
     assert list_tenants(store) == ["web-1", "web-2"]
     [row] = read_audit(store, action="whitelist.sync")
     assert row.subject == f"http://127.0.0.1:{http_source.server_address[1]}/ids.csv"
 
 
-def test_an_http_error_is_reported_and_nothing_changes(http_source):
+def test_an_http_error_is_reported_and_nothing_changes(http_source, tmp_path):
     url = f"http://127.0.0.1:{http_source.server_address[1]}/missing.txt"
     with pytest.raises(GraystepsError, match="could not fetch --source .*/missing.txt: HTTP 404"):
-        load_source(url)
+        load_source(url, policy_for(tmp_path))
 
 
 def test_concurrent_syncs_leave_exactly_one_source_and_a_consistent_audit(db_url):

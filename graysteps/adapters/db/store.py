@@ -25,6 +25,7 @@ MySQL, the read transaction itself on SQLite.
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -32,6 +33,7 @@ from sqlalchemy import create_engine, event, select, update
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from graysteps.adapters.urls import mask_url
 from graysteps.errors import GraystepsError, InvalidInput
 from graysteps.adapters.db.url import DB_ENV, URL_FORMS, check_db_url, resolve_db_url
 from graysteps.adapters.db.models import WHITELIST_STATE, StateRow
@@ -39,12 +41,9 @@ from graysteps.adapters.db.models import WHITELIST_STATE, StateRow
 SQLITE_BUSY_TIMEOUT_S = 60
 
 
-def shown_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparsable URL>"
+def shown_url(url: object) -> str:
+    """The URL with its password and query masked, for messages (adapters/urls.py)."""
+    return mask_url(str(url))
 
 
 def create_store_engine(url: str) -> Engine:
@@ -158,6 +157,17 @@ def open_store(url: str | None = None, *, upgrade: bool = True) -> Store:
     if upgrade:
         store.upgrade()
     return store
+
+
+def open_existing_store(url: str | None = None) -> Store | None:
+    """For read-only commands: the database `url` as it is (no schema upgrade), or None when it is
+    an SQLite file that does not exist yet: reading never creates a database file or its folder."""
+    resolved = resolve_db_url(url, create_dir=False)
+    engine = create_store_engine(resolved)
+    if engine.url.get_backend_name() == "sqlite" and not os.path.exists(engine.url.database or ""):
+        engine.dispose()
+        return None
+    return Store(resolved, engine)
 
 
 def _first_line(error: BaseException) -> str:

@@ -26,15 +26,16 @@ def default_db_path(env: Mapping[str, str] | None = None) -> Path:
     return Path(base) / "graysteps" / "whitelist.db"
 
 
-def resolve_db_url(url: str | None = None, env: Mapping[str, str] | None = None) -> str:
-    """`url`, else $GRAYSTEPS_DB, else the default SQLite file (its folder created)."""
+def resolve_db_url(url: str | None = None, env: Mapping[str, str] | None = None, *, create_dir: bool = True) -> str:
+    """`url`, else $GRAYSTEPS_DB, else the default SQLite file (its folder created unless not `create_dir`)."""
     env = os.environ if env is None else env
     if url:
         return url
     if env.get(DB_ENV):
         return env[DB_ENV]
     path = default_db_path(env)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if create_dir:
+        path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
 
 
