@@ -99,6 +99,7 @@ def read_bytes(location: str, *, what: str, document: bool = False, allow_url: b
 
     `what` names the input in messages (e.g. "--source", "plan file").
     """
+    location = os.fspath(location)
     limit = limit or limits(document=document)
     if is_url(location):
         if not allow_url:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.jenkins.fake_jenkins import FakeJenkins
+from tests.fixtures.fake_jenkins import FakeJenkins
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = str(ROOT / "examples" / "catalog.yaml")

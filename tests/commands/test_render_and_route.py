@@ -85,7 +85,7 @@ def test_render_refuses_duplicate_keys_naming_the_line(tmp_path):
     bad.write_text("apiVersion: networking.istio.io/v1\nkind: VirtualService\nkind: VirtualService\n")
     done = graysteps(*RENDER, "--service", "test-a", "--strategy", "promote", "--from", str(bad))
     assert (done.returncode, done.stdout) == (2, "")
-    assert done.stderr == f"graysteps render: --from {bad}:3: not valid YAML (duplicate key 'kind')\n"
+    assert done.stderr == f"graysteps render: --from {bad}:3: not valid YAML: found duplicate key 'kind' (first at line 2)\n"
 
 
 def test_render_refuses_a_tcp_only_virtualservice_in_one_line_and_warns_on_stderr_about_shadowing(tmp_path):
