@@ -114,7 +114,7 @@ class LocalMesh:
                  workdir: str | Path, *, kube: KubeWorld, istiod: Istiod, profiles: Sequence[str] = PROFILES,
                  destination: Destination = namespace_layout, forward_cookie: bool | Mapping[str, bool] = True,
                  profile_label: str = "profile", service_port: int = 8080, envoy_binary: str | None = None,
-                 gateway_name: str = GATEWAY_NAME):
+                 gateway_name: str = GATEWAY_NAME, callers_namespace: str = CALLERS_NAMESPACE):
         self.workdir = Path(workdir)
         self.kube, self.istiod = kube, istiod
         self.services = dict(services)
@@ -123,6 +123,7 @@ class LocalMesh:
         self.profile_label = profile_label
         self.service_port = service_port
         self.gateway_name = gateway_name
+        self.callers_namespace = callers_namespace
         self.virtual_services = [copy.deepcopy(dict(vs)) for vs in virtual_services]
         self.address = machine_address()
         self.listeners = [Listener("ingress", "127.0.0.1", free_port())] + [
@@ -289,7 +290,7 @@ class LocalMesh:
 
     def _write_proxies_config(self) -> None:
         """The Gateway the gateway Envoy serves, and each caller's Sidecar (its egress listener)."""
-        self._namespace(CALLERS_NAMESPACE)
+        self._namespace(self.callers_namespace)
         ingress = self.listener("ingress")
         self._apply(f"/apis/{NETWORKING}/namespaces/{ISTIO_NAMESPACE}/gateways", {
             "apiVersion": NETWORKING, "kind": "Gateway",
@@ -300,9 +301,10 @@ class LocalMesh:
         })
         for profile in self.profiles:
             out = self.listener(f"outbound-{profile}")
-            self._apply(f"/apis/{NETWORKING}/namespaces/{CALLERS_NAMESPACE}/sidecars", {
+            self._apply(f"/apis/{NETWORKING}/namespaces/{self.callers_namespace}/sidecars", {
                 "apiVersion": NETWORKING, "kind": "Sidecar",
-                "metadata": {"name": f"caller-{profile}", "namespace": CALLERS_NAMESPACE, "labels": {LAB_LABEL: "true"}},
+                "metadata": {"name": f"caller-{profile}", "namespace": self.callers_namespace,
+                             "labels": {LAB_LABEL: "true"}},
                 "spec": {"workloadSelector": {"labels": {"app": CALLER_APP, self.profile_label: profile}},
                          "egress": [{"port": {"number": out.port, "protocol": "HTTP", "name": "http"},
                                      "bind": out.address, "captureMode": "NONE", "hosts": ["*/*"]}]},
@@ -314,7 +316,7 @@ class LocalMesh:
         ingress = self.listener("ingress")
         proxies = {"ingress": ("router", self.gateway_name, ISTIO_NAMESPACE, {"istio": self.gateway_name}, ingress)}
         for profile in self.profiles:
-            proxies[f"outbound-{profile}"] = ("sidecar", f"caller-{profile}", CALLERS_NAMESPACE,
+            proxies[f"outbound-{profile}"] = ("sidecar", f"caller-{profile}", self.callers_namespace,
                                               {"app": CALLER_APP, self.profile_label: profile},
                                               self.listener(f"outbound-{profile}"))
         for key, (kind, name, namespace, labels, _) in proxies.items():
