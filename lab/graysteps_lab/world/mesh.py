@@ -170,8 +170,12 @@ class LocalMesh:
         try:
             for b in self.backends.values():
                 b.start()
+            self._istio_writes: list[ConfigChange] = []
             self._write_workloads()
             self._write_proxies_config()
+            # istiod holds them all before any Envoy connects (after an apiserver restart its
+            # watches may still be backing off for a while)
+            wait_until_served(self._istio_writes, self.istiod.debug, after_push=None, timeout=90, step="testworld")
             self._start_envoys()
             self.update(self.virtual_services)
         except BaseException:
@@ -400,4 +404,7 @@ class LocalMesh:
             raise WorldError(f"{obj.get('kind')} {obj['metadata'].get('namespace')}/{name} was refused ({status}): "
                              f"{message}", step="testworld")
         self._written.setdefault(collection, set()).add(name)
+        if obj.get("apiVersion", "").startswith("networking.istio.io/") and hasattr(self, "_istio_writes"):
+            self._istio_writes.append(ConfigChange(obj["kind"], obj["metadata"]["namespace"], name,
+                                                   answer["metadata"]["resourceVersion"]))
         return answer
