@@ -33,7 +33,6 @@ caller in another namespace.
 from __future__ import annotations
 
 import copy
-import json
 import random
 import socket
 import subprocess
@@ -327,7 +326,10 @@ class LocalMesh:
             self.envoys[key] = Envoy(self._bootstrap(kind, name, namespace, labels), self.workdir / key,
                                      binary=self._envoy_binary).start()
         for key, (*_, listener) in proxies.items():
-            self._wait_listening(self.envoys[key], listener)
+            try:
+                self.envoys[key].wait_listening(listener.address, listener.port, listener.name)
+            except WorldError as e:
+                raise WorldError(f"{e.message}; istiod's log: {self.istiod.log_path}", step="testworld") from e
 
     def _bootstrap(self, kind: str, name: str, namespace: str, labels: dict) -> dict:
         """An Envoy bootstrap that takes everything from istiod over ADS (plaintext gRPC)."""
@@ -353,31 +355,6 @@ class LocalMesh:
                     "address": {"socket_address": {"address": "127.0.0.1", "port_value": self.istiod.xds_port}}}}]}]},
             }]},
         }
-
-    def _wait_listening(self, envoy: Envoy, listener: Listener, timeout: float = 30.0) -> None:
-        """Until istiod gave `envoy` a listener on `listener`'s address and port, and Envoy bound it.
-
-        Envoy stays up when it cannot bind a listener: it rejects that one and
-        serves the others. Without this check a request meant for the listener
-        reaches whatever holds the port.
-        """
-        import time
-
-        deadline = time.monotonic() + timeout
-        while True:
-            statuses = json.loads(envoy.admin_get("/listeners?format=json")).get("listener_statuses", [])
-            bound = {(s["local_address"]["socket_address"].get("address"),
-                      s["local_address"]["socket_address"].get("port_value")) for s in statuses}
-            if (listener.address, listener.port) in bound or ("0.0.0.0", listener.port) in bound:
-                return
-            rejected = envoy.stats().get("listener_manager.lds.update_rejected", 0)
-            if rejected or time.monotonic() > deadline:
-                lines = [l for l in envoy.log_path.read_text(errors="replace").splitlines() if "cannot bind" in l]
-                why = (lines[-1][lines[-1].index("cannot bind"):] if lines else
-                       f"see {envoy.log_path} and {self.istiod.log_path}")
-                raise WorldError(f"the {listener.name} Envoy is not listening on {listener.address}:{listener.port} "
-                                 f"(bound: {sorted(bound)}): {why}", step="testworld")
-            time.sleep(0.02)
 
     # -- apiserver writes ---------------------------------------------------------
 
