@@ -159,3 +159,17 @@ def test_an_emergency_rollback_rolls_back_even_when_it_cannot_wait_and_then_says
                                    "--istiod http://HOST:15014 or $GRAYSTEPS_ISTIOD")
     vs = kube.request("GET", "/apis/networking.istio.io/v1/namespaces/prod/virtualservices/test-a")[1]
     assert vs["metadata"]["annotations"]["graysteps.io/strategy"] == "rollback"
+
+
+def test_a_wait_that_times_out_fails_naming_what_istio_has_not_done_yet(kube, istiod, mesh):
+    done = cli(kube, istiod, "route", "--service", "test-a", "--strategy", "promote", "--wait", "--wait-timeout", "0.001")
+    assert done.returncode == 1
+    assert "VirtualService prod/test-a: updated; strategy promote" in done.stdout  # written, not yet served
+    assert done.stderr.startswith("graysteps route: Istio did not serve the change within 0.001s; ")
+    # istiod has it within milliseconds; its push waits for its 100 ms debounce
+    assert ("istiod has not received VirtualService prod/test-a at resourceVersion " in done.stderr
+            or "these proxies have not acknowledged it: caller-gray.graysteps-callers, caller-prod.graysteps-callers, "
+               "graysteps-gateway.istio-system;" in done.stderr), done.stderr
+    assert "then retry (the step is safe to repeat)" in done.stderr
+    again = cli(kube, istiod, "route", "--service", "test-a", "--strategy", "promote", "--wait")
+    assert again.returncode == 0 and "unchanged" in again.stdout and "served by Istio" in again.stdout

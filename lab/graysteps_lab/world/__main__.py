@@ -26,11 +26,15 @@ SERVERS = ("kube", "mariadb", "images")
 
 
 def _start(name: str, workdir: Path, stack: ExitStack) -> dict:
-    if name == "kube":
+    if name == "kube":  # the apiserver with istiod watching it and validating Istio writes, as in the tests
+        from graysteps_lab.world.istiod import Istiod
         from graysteps_lab.world.kube import KubeWorld
 
         kube = stack.enter_context(KubeWorld(workdir / "kube"))
-        return {"kubeconfig": kube.kubeconfig, "server": kube.server, "etcd": kube.etcd_url}
+        istiod = stack.enter_context(Istiod(kube, workdir / "istiod"))
+        istiod.register_validation()
+        return {"kubeconfig": kube.kubeconfig, "server": kube.server, "etcd": kube.etcd_url,
+                "istiod": istiod.debug_url, "xds_port": istiod.xds_port}
     if name == "mariadb":
         from graysteps_lab.world.mariadb import MariaDB
 

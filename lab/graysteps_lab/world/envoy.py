@@ -9,7 +9,6 @@ import os
 import time
 import urllib.request
 from pathlib import Path
-from typing import Mapping
 
 from graysteps_lab.world.process import ManagedServer, ServerProcess, WorldError
 
@@ -82,32 +81,33 @@ class Envoy(ManagedServer):
         with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}{path}", timeout=timeout) as r:
             return r.read().decode()
 
-    def wait_listening(self, ports: Mapping[str, int], timeout: float = 10.0) -> None:
-        """Return once every listener named in `ports` is bound to its port.
+    def wait_listening(self, address: str, port: int, what: str, timeout: float = 30.0) -> None:
+        """Return once a listener of Envoy's is bound to address:port (or 0.0.0.0:port).
 
         Envoy stays up when it cannot bind a listener: it logs the error,
         rejects the listener and serves the others. Without this check a
         request meant for that listener reaches whatever holds the port.
+        `what` names the listener in the error.
         """
         deadline = time.monotonic() + timeout
         while True:
-            bound = self.listening_ports()
-            missing = {name: port for name, port in ports.items() if bound.get(name) != port}
-            if not missing:
+            bound = self.bound_addresses()
+            if (address, port) in bound or ("0.0.0.0", port) in bound:
                 return
             if self.stats().get("listener_manager.lds.update_rejected", 0) or time.monotonic() > deadline:
                 lines = [l for l in self.log_path.read_text(errors="replace").splitlines() if "cannot bind" in l]
                 raise WorldError(
-                    f"envoy is not listening on {missing} (bound: {bound}); "
+                    f"the {what} Envoy is not listening on {address}:{port} (bound: {sorted(bound)}): "
                     + (lines[-1][lines[-1].index("cannot bind"):] if lines else f"see {self.log_path}"),
                     step="testworld",
                 )
-            time.sleep(0.01)
+            time.sleep(0.02)
 
-    def listening_ports(self) -> dict[str, int]:
-        """The listeners Envoy serves, by name: {name: port}."""
+    def bound_addresses(self) -> set[tuple[str, int]]:
+        """The (address, port) of every listener Envoy serves."""
         statuses = json.loads(self.admin_get("/listeners?format=json")).get("listener_statuses", [])
-        return {s["name"]: s["local_address"]["socket_address"]["port_value"] for s in statuses}
+        return {(s["local_address"]["socket_address"].get("address"), s["local_address"]["socket_address"].get("port_value"))
+                for s in statuses}
 
     def stats(self) -> dict[str, int]:
         """Envoy's counters and gauges, by name."""

@@ -33,7 +33,6 @@ caller in another namespace.
 from __future__ import annotations
 
 import copy
-import json
 import random
 import socket
 import subprocess
@@ -114,7 +113,7 @@ class LocalMesh:
                  workdir: str | Path, *, kube: KubeWorld, istiod: Istiod, profiles: Sequence[str] = PROFILES,
                  destination: Destination = namespace_layout, forward_cookie: bool | Mapping[str, bool] = True,
                  profile_label: str = "profile", service_port: int = 8080, envoy_binary: str | None = None,
-                 gateway_name: str = GATEWAY_NAME):
+                 gateway_name: str = GATEWAY_NAME, callers_namespace: str = CALLERS_NAMESPACE):
         self.workdir = Path(workdir)
         self.kube, self.istiod = kube, istiod
         self.services = dict(services)
@@ -123,6 +122,7 @@ class LocalMesh:
         self.profile_label = profile_label
         self.service_port = service_port
         self.gateway_name = gateway_name
+        self.callers_namespace = callers_namespace
         self.virtual_services = [copy.deepcopy(dict(vs)) for vs in virtual_services]
         self.address = machine_address()
         self.listeners = [Listener("ingress", "127.0.0.1", free_port())] + [
@@ -169,8 +169,12 @@ class LocalMesh:
         try:
             for b in self.backends.values():
                 b.start()
+            self._istio_writes: list[ConfigChange] = []
             self._write_workloads()
             self._write_proxies_config()
+            # istiod holds them all before any Envoy connects (after an apiserver restart its
+            # watches may still be backing off for a while)
+            wait_until_served(self._istio_writes, self.istiod.debug, after_push=None, timeout=90, step="testworld")
             self._start_envoys()
             self.update(self.virtual_services)
         except BaseException:
@@ -289,7 +293,7 @@ class LocalMesh:
 
     def _write_proxies_config(self) -> None:
         """The Gateway the gateway Envoy serves, and each caller's Sidecar (its egress listener)."""
-        self._namespace(CALLERS_NAMESPACE)
+        self._namespace(self.callers_namespace)
         ingress = self.listener("ingress")
         self._apply(f"/apis/{NETWORKING}/namespaces/{ISTIO_NAMESPACE}/gateways", {
             "apiVersion": NETWORKING, "kind": "Gateway",
@@ -300,9 +304,10 @@ class LocalMesh:
         })
         for profile in self.profiles:
             out = self.listener(f"outbound-{profile}")
-            self._apply(f"/apis/{NETWORKING}/namespaces/{CALLERS_NAMESPACE}/sidecars", {
+            self._apply(f"/apis/{NETWORKING}/namespaces/{self.callers_namespace}/sidecars", {
                 "apiVersion": NETWORKING, "kind": "Sidecar",
-                "metadata": {"name": f"caller-{profile}", "namespace": CALLERS_NAMESPACE, "labels": {LAB_LABEL: "true"}},
+                "metadata": {"name": f"caller-{profile}", "namespace": self.callers_namespace,
+                             "labels": {LAB_LABEL: "true"}},
                 "spec": {"workloadSelector": {"labels": {"app": CALLER_APP, self.profile_label: profile}},
                          "egress": [{"port": {"number": out.port, "protocol": "HTTP", "name": "http"},
                                      "bind": out.address, "captureMode": "NONE", "hosts": ["*/*"]}]},
@@ -314,14 +319,17 @@ class LocalMesh:
         ingress = self.listener("ingress")
         proxies = {"ingress": ("router", self.gateway_name, ISTIO_NAMESPACE, {"istio": self.gateway_name}, ingress)}
         for profile in self.profiles:
-            proxies[f"outbound-{profile}"] = ("sidecar", f"caller-{profile}", CALLERS_NAMESPACE,
+            proxies[f"outbound-{profile}"] = ("sidecar", f"caller-{profile}", self.callers_namespace,
                                               {"app": CALLER_APP, self.profile_label: profile},
                                               self.listener(f"outbound-{profile}"))
         for key, (kind, name, namespace, labels, _) in proxies.items():
             self.envoys[key] = Envoy(self._bootstrap(kind, name, namespace, labels), self.workdir / key,
                                      binary=self._envoy_binary).start()
         for key, (*_, listener) in proxies.items():
-            self._wait_listening(self.envoys[key], listener)
+            try:
+                self.envoys[key].wait_listening(listener.address, listener.port, listener.name)
+            except WorldError as e:
+                raise WorldError(f"{e.message}; istiod's log: {self.istiod.log_path}", step="testworld") from e
 
     def _bootstrap(self, kind: str, name: str, namespace: str, labels: dict) -> dict:
         """An Envoy bootstrap that takes everything from istiod over ADS (plaintext gRPC)."""
@@ -348,31 +356,6 @@ class LocalMesh:
             }]},
         }
 
-    def _wait_listening(self, envoy: Envoy, listener: Listener, timeout: float = 30.0) -> None:
-        """Until istiod gave `envoy` a listener on `listener`'s address and port, and Envoy bound it.
-
-        Envoy stays up when it cannot bind a listener: it rejects that one and
-        serves the others. Without this check a request meant for the listener
-        reaches whatever holds the port.
-        """
-        import time
-
-        deadline = time.monotonic() + timeout
-        while True:
-            statuses = json.loads(envoy.admin_get("/listeners?format=json")).get("listener_statuses", [])
-            bound = {(s["local_address"]["socket_address"].get("address"),
-                      s["local_address"]["socket_address"].get("port_value")) for s in statuses}
-            if (listener.address, listener.port) in bound or ("0.0.0.0", listener.port) in bound:
-                return
-            rejected = envoy.stats().get("listener_manager.lds.update_rejected", 0)
-            if rejected or time.monotonic() > deadline:
-                lines = [l for l in envoy.log_path.read_text(errors="replace").splitlines() if "cannot bind" in l]
-                why = (lines[-1][lines[-1].index("cannot bind"):] if lines else
-                       f"see {envoy.log_path} and {self.istiod.log_path}")
-                raise WorldError(f"the {listener.name} Envoy is not listening on {listener.address}:{listener.port} "
-                                 f"(bound: {sorted(bound)}): {why}", step="testworld")
-            time.sleep(0.02)
-
     # -- apiserver writes ---------------------------------------------------------
 
     def _namespace(self, name: str) -> None:
@@ -398,4 +381,7 @@ class LocalMesh:
             raise WorldError(f"{obj.get('kind')} {obj['metadata'].get('namespace')}/{name} was refused ({status}): "
                              f"{message}", step="testworld")
         self._written.setdefault(collection, set()).add(name)
+        if obj.get("apiVersion", "").startswith("networking.istio.io/") and hasattr(self, "_istio_writes"):
+            self._istio_writes.append(ConfigChange(obj["kind"], obj["metadata"]["namespace"], name,
+                                                   answer["metadata"]["resourceVersion"]))
         return answer

@@ -179,3 +179,13 @@ def test_a_virtual_service_bound_only_to_the_sidecars_is_not_served_at_the_gatew
     mesh = start_mesh(SINGLE, [vs])
     assert mesh.probe("test-a", 3, listener="outbound-prod") == {"gray": 3}
     assert mesh.probe("test-a", 3) == {"HTTP 404": 3}
+
+
+def test_a_short_host_from_a_caller_in_the_gray_namespace_bypasses_the_virtual_service_in_prod(start_mesh):
+    """Why services of the seed's layout must call each other by `test-a.prod` or the full name:
+    a sidecar resolves a short name in its own namespace first."""
+    mesh = start_mesh(SINGLE, [strategy_vs("test-a", "rollback")], callers_namespace="gray")
+    via = mesh.url("outbound-prod")
+    assert probe(via, "test-a.prod.svc.cluster.local", 10) == {"prod": 10}  # the VirtualService: all prod
+    assert probe(via, "test-a.prod", 10) == {"prod": 10}
+    assert probe(via, "test-a", 10) == {"gray": 10}  # test-a.gray's own Service, no VirtualService

@@ -116,6 +116,17 @@ def test_a_virtual_service_patched_in_the_apiserver_moves_live_traffic_within_a_
     print(f"\npropagation apiserver patch -> live traffic: {report}")
 
 
+def test_route_wait_with_the_sandbox_env_returns_once_the_next_requests_meet_the_new_route(sandbox):
+    env = sandbox.state["env"]
+    assert env["GRAYSTEPS_ISTIOD"] == sandbox.state["istiod"]
+    ingress = Ingress(sandbox.state["ingress"])
+    for strategy, profile in (("promote", "gray"), ("rollback", "prod")):
+        done = graysteps("route", "--service", "test-a", "--strategy", strategy, "--wait", env=env)
+        assert done.returncode == 0, done.stderr
+        assert "served by Istio: 3 proxies acknowledged istiod's push" in done.stdout
+        assert {ingress.profile() for _ in range(20)} == {profile}
+
+
 def test_a_virtual_service_istio_refuses_is_refused_at_write_time_and_the_others_keep_routing(sandbox):
     from kubernetes import client
     from kubernetes.client.rest import ApiException

@@ -52,3 +52,32 @@ def test_down_without_a_running_world_says_so(tmp_path):
                           capture_output=True, text=True)
     assert down.returncode == 1
     assert "nothing runs from" in down.stderr and down.stdout == ""
+
+
+def test_up_kube_comes_with_istiod_validating_istio_writes(tmp_path):
+    import urllib.request
+
+    world_dir = tmp_path / "world"
+    up = subprocess.Popen([sys.executable, "-m", "graysteps_lab.world", "up", "kube", "--dir", str(world_dir)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(world_dir / "world.pid", up, timeout=180)
+        world = json.loads((world_dir / "world.json").read_text())["kube"]
+        with urllib.request.urlopen(world["istiod"] + "/ready", timeout=5) as ready:
+            assert ready.status == 200
+        vs = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "all"},
+              "spec": {"hosts": ["*"], "http": [{"route": [{"destination": {"host": "x"}}]}]}}
+        from kubernetes import client, config
+        from kubernetes.client.rest import ApiException
+
+        with config.new_client_from_config(config_file=world["kubeconfig"]) as api, pytest.raises(ApiException) as refused:
+            client.CustomObjectsApi(api).create_namespaced_custom_object(
+                "networking.istio.io", "v1", "default", "virtualservices", vs)
+        assert "wildcard host * is not allowed" in refused.value.body
+        down = subprocess.run([sys.executable, "-m", "graysteps_lab.world", "down", "--dir", str(world_dir)],
+                              capture_output=True, text=True, timeout=90)
+        assert down.returncode == 0, down.stderr
+    finally:
+        if up.poll() is None:
+            up.terminate()
+            up.wait(timeout=60)
