@@ -9,6 +9,7 @@ result) in the audit table and, on request, as JSON and JUnit files.
 from __future__ import annotations
 
 from graysteps.commands._cluster_options import add_catalog_argument, add_kubeconfig_argument
+from graysteps.commands._types import output_file
 
 NAME = "release"
 HELP = "apply a release plan (several services and their strategies) all-or-nothing"
@@ -21,8 +22,8 @@ def add_arguments(parser) -> None:
     add_kubeconfig_argument(parser)
     parser.add_argument("--db", metavar="URL", help="audit database (default: $GRAYSTEPS_DB, else the default SQLite file)")
     parser.add_argument("--actor", metavar="NAME", help="who runs the plan, for the audit record (default: $BUILD_USER_ID, else $USER)")
-    parser.add_argument("--report", metavar="FILE", help="write the outcome as JSON here")
-    parser.add_argument("--junit", metavar="FILE", help="write the outcome as a JUnit XML report here")
+    parser.add_argument("--report", metavar="FILE", type=output_file, help="write the outcome as JSON here")
+    parser.add_argument("--junit", metavar="FILE", type=output_file, help="write the outcome as a JUnit XML report here")
 
 
 def format_outcomes(result) -> list[str]:
