@@ -31,6 +31,7 @@ import math
 import os
 import socket
 import stat
+import sys
 import threading
 import time
 import urllib.parse
@@ -332,5 +333,7 @@ def parse_json(text: str | bytes, *, what: str, name: str) -> Any:
 
 
 def _first_line(error: BaseException) -> str:
+    if isinstance(error, ValueError) and "Exceeds the limit" in str(error) and "digits" in str(error):
+        return f"holds a number of more than {sys.get_int_max_str_digits()} digits"
     lines = str(error).strip().splitlines()
     return lines[0][:300] if lines else type(error).__name__

@@ -73,7 +73,7 @@ class SourcePolicy:
         if host not in self.url_hosts and f"{host}:{port}" not in self.url_hosts:
             allowed = ", ".join(sorted(self.url_hosts)) or "none"
             raise InvalidInput(
-                f"{WHAT} {shown}: host {host!r} is not on the allow-list (allowed: {allowed}; {self.origin}); "
+                f"{WHAT} {shown}: host {host!r} is not on the allow-list (allowed: {allowed}); "
                 f"an administrator adds hosts with ${HOSTS_ENV} or sync.url_hosts in ${CONFIG_ENV}")
 
 

@@ -41,3 +41,45 @@ def fraction_in(low: float, high: float, *, open_high: bool = False) -> Callable
 positive_int = int_in(1, 1_000_000)
 port_number = int_in(0, 65535)
 duration = duration_in(0.0, 31_536_000.0)
+
+
+def _nearest_existing(path: str) -> str:
+    import os
+
+    current = os.path.abspath(path)
+    while not os.path.lexists(current):
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    return current
+
+
+def _writable_place(text: str, *, directory: bool) -> str:
+    """An output path that can be written: no NUL, not an existing directory (for a file) or file (for a
+    directory), and its nearest existing ancestor a writable directory. Checked before the command
+    runs, so a report that cannot be written never comes after changes and output."""
+    import os
+
+    if not text or "\0" in text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a path")
+    if os.path.isdir(text) and not directory:
+        raise argparse.ArgumentTypeError(f"{text!r} is a directory; give a file path")
+    if os.path.lexists(text) and directory and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} exists and is not a directory")
+    if os.path.lexists(text) and not directory and not os.path.isfile(text):
+        raise argparse.ArgumentTypeError(f"{text!r} exists and is not a regular file")
+    anchor = _nearest_existing(text if directory or os.path.lexists(text) else os.path.dirname(os.path.abspath(text)))
+    if not os.path.isdir(anchor) and not (os.path.isfile(anchor) and os.path.abspath(anchor) == os.path.abspath(text)):
+        raise argparse.ArgumentTypeError(f"{text!r} cannot be created: {anchor!r} is not a directory")
+    if not os.access(anchor, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{text!r} cannot be written: no write permission on {anchor!r}")
+    return text
+
+
+def output_file(text: str) -> str:
+    return _writable_place(text, directory=False)
+
+
+def output_dir(text: str) -> str:
+    return _writable_place(text, directory=True)

@@ -8,6 +8,8 @@ import sys
 
 from graysteps.errors import InvalidInput
 
+from graysteps.commands._types import output_file
+
 NAME = "build"
 HELP = "build the service's image (Docker API: $DOCKER_HOST), optionally push it and record its digest"
 
@@ -25,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a build argument (repeatable); not for secrets, they stay in the image history")
     parser.add_argument("--profile", default="gray", choices=("prod", "gray"),
                         help="profile recorded in the image labels (default: gray)")
-    parser.add_argument("--out", metavar="FILE",
+    parser.add_argument("--out", metavar="FILE", type=output_file,
                         help="where to record the result as JSON (default: .graysteps/build-<service>.json)")
     parser.add_argument("--docker-host", metavar="URL", help="Docker API endpoint (default: $DOCKER_HOST)")
 

@@ -8,6 +8,7 @@ the user and API token from $JENKINS_USER / $JENKINS_TOKEN (never argv), and pri
 from __future__ import annotations
 
 from graysteps.commands._cluster_options import add_catalog_argument
+from graysteps.commands._types import output_dir
 
 NAME = "jobs"
 HELP = "render or sync the Jenkins jobs (parameterized pipelines) graysteps ships"
@@ -16,7 +17,7 @@ HELP = "render or sync the Jenkins jobs (parameterized pipelines) graysteps ship
 def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="jobs_command", metavar="ACTION", required=True)
     render = sub.add_parser("render", help="write DIR/<job>/config.xml for every pipeline")
-    render.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    render.add_argument("--out", required=True, metavar="DIR", type=output_dir, help="output directory")
     sync = sub.add_parser("sync", help="create or update the jobs on a Jenkins server (user/token from env)")
     sync.add_argument("--url", required=True, metavar="URL", help="Jenkins URL, e.g. https://jenkins.example.com/")
     sync.add_argument("--folder", metavar="F", help="put the jobs in this folder (a/b for nested); created if missing")

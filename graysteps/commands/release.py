@@ -10,6 +10,7 @@ returns only once Istio serves every change the plan wrote.
 from __future__ import annotations
 
 from graysteps.commands._cluster_options import add_catalog_argument, add_kubeconfig_argument
+from graysteps.commands._types import output_file
 from graysteps.commands._wait_options import add_wait_arguments, istio_wait, served_line
 
 NAME = "release"
@@ -23,8 +24,8 @@ def add_arguments(parser) -> None:
     add_kubeconfig_argument(parser)
     parser.add_argument("--db", metavar="URL", help="audit database (default: $GRAYSTEPS_DB, else the default SQLite file)")
     parser.add_argument("--actor", metavar="NAME", help="who runs the plan, for the audit record (default: $BUILD_USER_ID, else $USER)")
-    parser.add_argument("--report", metavar="FILE", help="write the outcome as JSON here")
-    parser.add_argument("--junit", metavar="FILE", help="write the outcome as a JUnit XML report here")
+    parser.add_argument("--report", metavar="FILE", type=output_file, help="write the outcome as JSON here")
+    parser.add_argument("--junit", metavar="FILE", type=output_file, help="write the outcome as a JUnit XML report here")
     add_wait_arguments(parser)
 
 

@@ -15,7 +15,7 @@ database layer or a database outage never delays it (graysteps/adapters/audit/re
 from __future__ import annotations
 
 from graysteps.commands._cluster_options import add_catalog_argument, add_kubeconfig_argument
-from graysteps.commands._types import int_in
+from graysteps.commands._types import int_in, output_file
 from graysteps.commands._wait_options import add_wait_arguments, istio_wait, served_line
 
 NAME = "rollback"
@@ -31,7 +31,7 @@ def add_arguments(parser) -> None:
     add_kubeconfig_argument(parser)
     parser.add_argument("--workers", type=int_in(1, 64), default=16, metavar="N", help="services rolled back at once (1-64, default 16)")
     parser.add_argument("--dry-run", action="store_true", help="send every write as the apiserver's dry run; change nothing")
-    parser.add_argument("--report", metavar="FILE", help="write each service's outcome as JSON here")
+    parser.add_argument("--report", metavar="FILE", type=output_file, help="write each service's outcome as JSON here")
     parser.add_argument("--db", metavar="URL", help="audit database for the rollback record (default: $GRAYSTEPS_DB; none: not recorded)")
     parser.add_argument("--actor", metavar="NAME", help="who rolls back, for the audit record (default: $BUILD_USER_ID, else $USER)")
     add_wait_arguments(parser)

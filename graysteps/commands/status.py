@@ -8,6 +8,7 @@ live routes still match it, and the version and readiness of its gray and prod D
 from __future__ import annotations
 
 from graysteps.commands._cluster_options import add_catalog_argument, add_kubeconfig_argument
+from graysteps.commands._types import output_file
 
 NAME = "status"
 HELP = "show each service's traffic strategy and its gray and prod versions (read-only)"
@@ -18,7 +19,7 @@ def add_arguments(parser) -> None:
     add_catalog_argument(parser)
     add_kubeconfig_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
-    parser.add_argument("--report", metavar="FILE", help="also write the rows as JSON here")
+    parser.add_argument("--report", metavar="FILE", type=output_file, help="also write the rows as JSON here")
 
 
 def run(args) -> int:

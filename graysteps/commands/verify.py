@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from graysteps.commands._cluster_options import add_catalog_argument, add_kubeconfig_argument
-from graysteps.commands._types import duration, fraction_in, int_in
+from graysteps.commands._types import duration, fraction_in, int_in, output_file
 
 NAME = "verify"
 HELP = "verify a release: rollouts, the live VirtualService, and probes through the gateway; writes JUnit XML"
@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gray-caller", metavar="URL",
                         help="http://HOST[:PORT] whose requests leave as a gray workload (its sidecar's outbound); "
                              "probes `linked` from the gray side")
-    parser.add_argument("--junit", metavar="FILE", help="write the checks as JUnit XML (Jenkins `junit` step)")
+    parser.add_argument("--junit", metavar="FILE", type=output_file, help="write the checks as JUnit XML (Jenkins `junit` step)")
     add_catalog_argument(parser)
     add_kubeconfig_argument(parser)
     parser.add_argument("--env", action="append", choices=("prod", "gray"),

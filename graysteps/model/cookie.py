@@ -166,6 +166,8 @@ def verify_gray_token(token: str, key: bytes, *, now: float | None = None) -> di
 def load_cookie_key(key_file: str | None = None, env: Mapping[str, str] | None = None) -> bytes:
     """The signing key: `key_file`, else $GRAYSTEPS_COOKIE_KEY_FILE, else $GRAYSTEPS_COOKIE_KEY."""
     env = os.environ if env is None else env
+    if key_file == "":
+        raise InvalidInput("--key-file is empty: give the path of the key file, or leave it out")
     path = key_file or env.get(KEY_FILE_ENV)
     if path:
         from graysteps.adapters.reading import read_bytes

@@ -143,5 +143,6 @@ def test_a_bad_build_record_is_one_line(graysteps, tmp_path):
 
 def test_a_good_plan_and_key_still_read(graysteps, tmp_path):
     (tmp_path / "key").write_text(KEY)
+    assert graysteps("whitelist", "add", "acme").returncode == 0
     done = graysteps(*read_by("cookie key", "key"))
     assert done.returncode == 0 and done.stdout.startswith("tenantGray=ey")

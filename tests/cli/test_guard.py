@@ -29,9 +29,7 @@ def one_line(done: subprocess.CompletedProcess) -> str:
 
 
 def unwritable_out(tmp_path) -> str:
-    blocker = tmp_path / "a-file"
-    blocker.write_text("")
-    return str(blocker / "jobs")  # a directory below a regular file can never be made
+    return "/proc/graysteps-no-such/jobs"  # passes the up-front check (/proc is a directory), then mkdir fails
 
 
 def test_an_unexpected_failure_is_one_line_naming_the_command_and_exit_1(tmp_path):
@@ -39,7 +37,7 @@ def test_an_unexpected_failure_is_one_line_naming_the_command_and_exit_1(tmp_pat
     done = graysteps("jobs", "render", "--out", out, "--repo", "https://git.example/r.git", "--catalog", CATALOG)
     assert done.returncode == 1
     line = one_line(done)
-    assert line.startswith("graysteps jobs: ") and out in line
+    assert line.startswith("graysteps jobs: ") and "/proc/graysteps-no-such" in line
 
 
 @pytest.mark.parametrize("how", [["--debug"], []])

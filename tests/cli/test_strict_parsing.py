@@ -126,7 +126,7 @@ def _claims(cookie_line: str) -> dict:
 @pytest.mark.parametrize("max_age", ["0", "60", "86400"])
 def test_the_signed_token_lifetime_follows_max_age(tmp_path, max_age):
     done = graysteps("cookie", "--tenant", "acme", "--signed", "--max-age", max_age,
-                     env={"GRAYSTEPS_COOKIE_KEY": "k" * 40, "GRAYSTEPS_DB": f"sqlite:///{tmp_path}/w.db"})
+                     env={"GRAYSTEPS_COOKIE_KEY": "k" * 40, "XDG_DATA_HOME": str(tmp_path)})
     assert done.returncode == 0, done.stderr
     claims = _claims(done.stdout)
     assert claims["exp"] - claims["iat"] == int(max_age)
@@ -140,9 +140,10 @@ def test_read_only_commands_never_create_a_database_or_its_folder(tmp_path):
     assert (listed.returncode, listed.stdout) == (0, "")
     cookie = graysteps("cookie", "--tenant", "acme", env=env)
     assert (cookie.returncode, cookie.stdout) == (0, "tenantGray=0; Path=/; HttpOnly; SameSite=Lax\n")
-    explicit = tmp_path / "explicit" / "never.db"
-    assert graysteps("whitelist", "list", "--db", f"sqlite:///{explicit}").returncode == 0
-    assert graysteps("cookie", "--tenant", "acme", "--db", f"sqlite:///{explicit}").returncode == 0
+    explicit = tmp_path / "explicit" / "never.db"  # named, but missing: a typo must not read as "nobody is gray"
+    for argv in (["whitelist", "list", "--db", f"sqlite:///{explicit}"], ["cookie", "--tenant", "acme"]):
+        line = refused(graysteps(*argv, env={**env, "GRAYSTEPS_DB": f"sqlite:///{explicit}"}))
+        assert f"no whitelist database at {explicit}" in line
     assert not xdg.exists() and not explicit.parent.exists()
     assert graysteps("whitelist", "add", "acme", env=env).returncode == 0  # a write creates it
     assert graysteps("whitelist", "list", env=env).stdout == "acme\n"

@@ -160,12 +160,18 @@ def open_store(url: str | None = None, *, upgrade: bool = True) -> Store:
 
 
 def open_existing_store(url: str | None = None) -> Store | None:
-    """For read-only commands: the database `url` as it is (no schema upgrade), or None when it is
-    an SQLite file that does not exist yet: reading never creates a database file or its folder."""
+    """For read-only commands: the database as it is (no schema upgrade); reading never creates a
+    database file or its folder. None when the default SQLite file does not exist yet (nothing was
+    ever whitelisted); InvalidInput when `--db` or $GRAYSTEPS_DB names an SQLite file that does not
+    exist (a typo must not read as "nobody is gray")."""
     resolved = resolve_db_url(url, create_dir=False)
     engine = create_store_engine(resolved)
-    if engine.url.get_backend_name() == "sqlite" and not os.path.exists(engine.url.database or ""):
+    path = engine.url.database or ""
+    if engine.url.get_backend_name() == "sqlite" and not os.path.exists(path):
         engine.dispose()
+        if url or os.environ.get(DB_ENV):
+            raise InvalidInput(f"no whitelist database at {path}: check --db / ${DB_ENV}, "
+                               "or create it with `graysteps whitelist add` or `whitelist sync`")
         return None
     return Store(resolved, engine)
 

@@ -29,6 +29,8 @@ def default_db_path(env: Mapping[str, str] | None = None) -> Path:
 def resolve_db_url(url: str | None = None, env: Mapping[str, str] | None = None, *, create_dir: bool = True) -> str:
     """`url`, else $GRAYSTEPS_DB, else the default SQLite file (its folder created unless not `create_dir`)."""
     env = os.environ if env is None else env
+    if url == "":
+        raise InvalidInput(f"--db is empty: give a database URL, or leave --db out to use ${DB_ENV} or the default")
     if url:
         return url
     if env.get(DB_ENV):
