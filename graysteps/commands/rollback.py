@@ -50,6 +50,9 @@ def run(args) -> int:
 
     # Checked before the first write, without loading the database layer.
     actor = check_actor(args.actor)
+    if args.db == "":
+        raise InvalidInput(f"--db is empty: give a database URL, or leave --db out to use ${DB_ENV} (none: not recorded)",
+                           step=NAME)
     audit_db = args.db or os.environ.get(DB_ENV)
     if audit_db:
         check_db_url(audit_db)

@@ -189,6 +189,22 @@ class ServerLimits:
     backlog: int = 2048  # the listen queue (the old server had 5: p99 of seconds at 200 clients)
 
 
+def _server_messages_as_json_lines(access_log: AccessLog | None) -> None:
+    """waitress' own messages go to the access log as JSON lines too ({"event": "server", …}),
+    so the log stays one JSON object per line; its per-request queue-depth notes are dropped."""
+    import logging
+
+    class ToAccessLog(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if access_log is not None:
+                access_log({"event": "server", "level": record.levelname.lower(), "message": record.getMessage()})
+
+    waitress = logging.getLogger("waitress")
+    waitress.handlers[:] = [ToAccessLog()]
+    waitress.propagate = False
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+
+
 class CookieServer:
     """The cookie service on waitress (a production WSGI server: pure Python, thread pool, idle
     connections cost no thread, timeouts and a connection limit; client disconnects are not errors)."""
@@ -198,6 +214,7 @@ class CookieServer:
         from waitress.server import create_server
 
         self.service = service
+        _server_messages_as_json_lines(access_log)
         self._server = create_server(
             make_app(service, access_log), host=host, port=port, threads=limits.threads,
             connection_limit=limits.connection_limit, channel_timeout=limits.channel_timeout,

@@ -79,16 +79,24 @@ bad_cookie_name = st.one_of(
     st.text(max_size=70).filter(lambda s: not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}", s)), with_control)
 bad_choice = st.text(max_size=20).filter(lambda s: s not in ("prod", "gray", "whitelist", "weight", "balanced",
                                                              "linked", "promote", "rollback", "Strict", "Lax", "None"))
-bad_db_url = st.one_of(
+# Database URLs that are malformed, or name something graysteps cannot use.
+malformed_db_url = st.one_of(
     st.sampled_from([
-        "sqlite://", "sqlite:///", "sqlite:///:memory:", "postgresql://u:pw@127.0.0.1:1/db", "mysql+nodriver://u:pw@127.0.0.1/db",
-        "mysql+pymysql://u:pw@127.0.0.1:1/db", "mysql+pymysql://u:pw@127.0.0.1:99999999/db",
-        "mysql+pymysql://u:pw@127.0.0.1:x/db", "mysql+pymysql://u:pw@[::1/db", "sqlite:////proc/no-such/w.db",
-        "not a url", "://", "SQLITE:///x.db", "mysql+pymysql://u:pw@127.0.0.1:1/db?charset=nope&ssl=1",
+        "", "sqlite://", "sqlite:///", "sqlite:///:memory:", "postgresql://u:pw@127.0.0.1:1/db",
+        "mysql+nodriver://u:pw@127.0.0.1/db", "mysql://u:pw@127.0.0.1/db", "not a url", "://", "SQLITE:///x.db",
     ]),
     st.text(max_size=30).filter(lambda s: "://" not in s),
-    st.text(max_size=20).map(lambda q: f"mysql+pymysql://u:pw@127.0.0.1:1/db?{q}"),
     with_control,
+)
+# ... and well-formed ones that cannot be opened (nobody listens, bad port or options, no such directory).
+bad_db_url = st.one_of(
+    malformed_db_url,
+    st.sampled_from([
+        "mysql+pymysql://u:pw@127.0.0.1:1/db", "mysql+pymysql://u:pw@127.0.0.1:99999999/db",
+        "mysql+pymysql://u:pw@127.0.0.1:x/db", "mysql+pymysql://u:pw@[::1/db", "sqlite:////proc/no-such/w.db",
+        "mysql+pymysql://u:pw@127.0.0.1:1/db?charset=nope&ssl=1",
+    ]),
+    st.text(max_size=20).map(lambda q: f"mysql+pymysql://u:pw@127.0.0.1:1/db?{q}"),
 )
 bad_url = st.one_of(
     st.sampled_from(["ftp://127.0.0.1/", "http://", "https://:0", "localhost:15001", "127.0.0.1", "file:///etc/passwd",
@@ -198,8 +206,10 @@ def templates(files: Files, kubeconfig: str) -> dict[str, tuple[list[str], dict]
                     "--tolerance": bad_duration, "--max-requests": bad_int(1, 10_000_000),
                     "--concurrency": bad_int(1, 256), "--rollout-timeout": bad_duration, "--junit": out_file}),
         "status": (["status", *kube], {"--service": bad_service, "--catalog": yaml_file}),
+        # An emergency rollback takes traffic off gray before it opens the audit database (a database
+        # that is down must never delay it), so only a malformed --db may stop it before it writes.
         "rollback": (["rollback", "--service", "test-a", *kube],
-                     {"--service": bad_service, "--workers": bad_int(1, 64), "--db": bad_db_url, "--actor": bad_text,
+                     {"--service": bad_service, "--workers": bad_int(1, 64), "--db": malformed_db_url, "--actor": bad_text,
                       "--namespace": bad_service}),
         "release": (["release", "--plan", "plan.yaml", *kube],
                     {"--plan": yaml_file, "--db": bad_db_url, "--actor": bad_text, "--catalog": yaml_file}),

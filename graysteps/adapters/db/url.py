@@ -17,6 +17,7 @@ from graysteps.errors import InvalidInput
 
 DB_ENV = "GRAYSTEPS_DB"
 BACKENDS = ("sqlite", "mysql", "mariadb")
+DRIVERS = {"sqlite": ("", "pysqlite"), "mysql": ("pymysql",), "mariadb": ("pymysql",)}  # what graysteps installs
 URL_FORMS = "use sqlite:///PATH or mysql+pymysql://USER:PASS@HOST/DB"
 
 
@@ -52,6 +53,10 @@ def check_db_url(url: str) -> str:
         raise InvalidInput(f"--db: that is not a database URL; {URL_FORMS}")
     if backend not in BACKENDS:
         raise InvalidInput(f"--db: unsupported database {backend!r}; {URL_FORMS}")
+    driver = scheme.split("+", 1)[1] if "+" in scheme else ""
+    if driver not in DRIVERS[backend]:
+        named = f"driver {driver!r}" if driver else "its default driver"
+        raise InvalidInput(f"--db: {backend} with {named} is not supported (graysteps installs PyMySQL); {URL_FORMS}")
     if backend == "sqlite" and rest.split("?", 1)[0] in ("", "/", "/:memory:"):
         raise InvalidInput("--db: an SQLite database needs a file (sqlite:///PATH), not an in-memory database")
     return url
