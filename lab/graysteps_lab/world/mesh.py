@@ -33,6 +33,7 @@ caller in another namespace.
 from __future__ import annotations
 
 import copy
+import json
 import random
 import socket
 import subprocess
@@ -176,6 +177,7 @@ class LocalMesh:
             # watches may still be backing off for a while)
             wait_until_served(self._istio_writes, self.istiod.debug, after_push=None, timeout=90, step="testworld")
             self._start_envoys()
+            self._wait_endpoints()
             self.update(self.virtual_services)
         except BaseException:
             self.stop()
@@ -355,6 +357,27 @@ class LocalMesh:
                     "address": {"socket_address": {"address": "127.0.0.1", "port_value": self.istiod.xds_port}}}}]}]},
             }]},
         }
+
+    def _wait_endpoints(self, timeout: float = 90.0) -> None:
+        """Until every Envoy has an endpoint for every destination (each backend's cluster:
+        `outbound|PORT|SUBSET|HOST`), so no first request meets 503 (no healthy upstream)."""
+        import time
+
+        wanted = set()
+        for service, profile in self.backends:
+            dest = self.destination(service, profile)
+            wanted.add(f"outbound|{self.service_port}|{dest.get('subset', '')}|{dest['host']}")
+        deadline = time.monotonic() + timeout
+        for key, envoy in self.envoys.items():
+            while True:
+                statuses = json.loads(envoy.admin_get("/clusters?format=json")).get("cluster_statuses", [])
+                ready = {c["name"] for c in statuses if c.get("host_statuses")}
+                if wanted <= ready:
+                    break
+                if time.monotonic() > deadline:
+                    raise WorldError(f"the {key} Envoy has no endpoint for {sorted(wanted - ready)} after "
+                                     f"{timeout:.0f}s; see {self.istiod.log_path}", step="testworld")
+                time.sleep(0.05)
 
     # -- apiserver writes ---------------------------------------------------------
 
