@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.fixtures.envoy",
     "tests.fixtures.mariadb",
     "tests.fixtures.images",
+    "tests.fixtures.prometheus",
 ]
 
 

@@ -12,6 +12,8 @@
 #      kwok), built from the Go module proxy by tools/testenv/build.sh (cached in
 #      ~/.cache/graysteps/testenv/<versions>/; about 7 min cold, instant warm).
 #   4. The Maven dependencies of the Groovy tests (tools/setup-groovy.sh).
+#   5. Prometheus, built from the Go module proxy by tools/testenv/build-prometheus.sh
+#      (cached in ~/.cache/graysteps/testenv/prometheus-<version>/; about 5 min cold).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -89,5 +91,10 @@ else
   mkdir -p "$(dirname "$stamp")" && touch "$stamp"
   say "... Maven dependencies fetched in $((SECONDS - start))s"
 fi
+
+# --- 5. Prometheus (the lab's metric source for progressive delivery) -------------
+start=$SECONDS
+prom=$(bash tools/testenv/build-prometheus.sh)
+say "prometheus: $prom ($((SECONDS - start))s)"
 
 say "setup done in $((SECONDS - t0))s"

@@ -31,6 +31,19 @@ from graysteps_lab.world.ports import free_port
 from graysteps_lab.world.process import WorldError
 
 PROFILES = ("prod", "gray")
+# Istio's proxy bootstrap tags stats this way (tools/packaging/common/envoy_bootstrap.json):
+# a cluster name ending in <svc>.<ns>.svc.cluster.local stays one `cluster_name`
+# label (Envoy's default would cut it at the first dot) and upstream_rq_5xx becomes
+# envoy_cluster_upstream_rq{response_code_class="5xx"}. The lab's Envoy does the
+# same, so the analysis' default PromQL works on the lab and on a real mesh alike.
+ENVOY_STATS_CONFIG = {
+    "use_all_default_tags": False,
+    "stats_tags": [
+        {"tag_name": "cluster_name", "regex": r"^cluster\.((.+?(\..+?\.svc\.cluster\.local)?)\.)"},
+        {"tag_name": "response_code", "regex": r"_rq(_(\d{3}))$"},
+        {"tag_name": "response_code_class", "regex": r"_rq(_(\dxx))$"},
+    ],
+}
 
 
 def namespace_layout(service: str, profile: str) -> str:
@@ -85,7 +98,10 @@ class LocalMesh:
                 started.append(b.start())
             config = self.workdir / "xds"
             translate(self.virtual_services, self.endpoints, self.listeners).write_dynamic(str(config))
-            self.envoy = Envoy(dynamic_bootstrap(str(config)), self.workdir, binary=self._envoy_binary)
+            bootstrap = dynamic_bootstrap(str(config))
+            bootstrap["stats_flush_interval"] = "1s"  # latency histograms in /stats/prometheus lag by at most 1 s
+            bootstrap["stats_config"] = ENVOY_STATS_CONFIG
+            self.envoy = Envoy(bootstrap, self.workdir, binary=self._envoy_binary)
             self.envoy.start()
             self.envoy.wait_listening({spec.name: spec.port for spec in self.listeners})
         except BaseException:
