@@ -1,0 +1,23 @@
+"""A progressive-delivery lab per test: two fresh namespaces in the session's
+apiserver, test-a behind the lab's Envoy (routed by the VirtualService watch),
+scraped every second by the session's Prometheus."""
+
+from __future__ import annotations
+
+import pytest
+
+from graysteps_lab.world.progressive import MeshUnderWatch
+
+
+@pytest.fixture
+def lab(kube, prometheus, make_catalog, tmp_path):
+    from graysteps.model.catalog import load_catalog
+
+    catalog_path = make_catalog(["test-a"])
+    with kube.api_client() as api, MeshUnderWatch(api, load_catalog(catalog_path), tmp_path / "mesh", prometheus) as m:
+        m.catalog_path = catalog_path
+        m.kube = kube
+        yield m
+
+
+from tests.plans.conftest import audit_db, make_catalog, profile_namespaces  # noqa: E402,F401 - shared fixtures
