@@ -20,7 +20,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--plan", required=True, metavar="FILE", help="progressive plan (YAML): services, steps, analysis, alerts")
     parser.add_argument("--prometheus", metavar="URL", help="Prometheus for the analysis (default: the plan's analysis.prometheus, else $GRAYSTEPS_PROMETHEUS)")
     parser.add_argument("--dry-run", action="store_true", help="check the plan, the first step (apiserver dry run) and Prometheus; write nothing")
-    parser.add_argument("--show", action="store_true", help="print the schedule as JSON and stop (no cluster, no Prometheus)")
+    parser.add_argument("--show", action="store_true", help="print the schedule as JSON (and write it to --report) and stop; no cluster, no Prometheus")
     parser.add_argument("--step", type=int, metavar="N", help="run only step N (1-based), e.g. one Jenkins stage")
     parser.add_argument("--approve", type=int, metavar="N", help="approve step N's manual pause and go on")
     parser.add_argument("--settle", default="2s", metavar="DURATION", help="wait this long after each change before counting (default 2s)")
@@ -72,7 +72,12 @@ def run(args) -> int:
     catalog = load_catalog(args.catalog)
     schedule = load_schedule(args.plan, catalog)
     if args.show:
-        print(json.dumps({"plan": schedule.name, "steps": schedule.summary()}, ensure_ascii=False))
+        shown = json.dumps({"plan": schedule.name, "services": [s.name for s in schedule.services],
+                            "steps": schedule.summary()}, ensure_ascii=False)
+        if args.report:  # Jenkins reads the schedule from this file to make one stage per step
+            Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.report).write_text(shown + "\n", encoding="utf-8")
+        print(shown)
         return 0
     try:
         settle = parse_duration(args.settle, "--settle", maximum=600.0)

@@ -268,11 +268,11 @@ def run_schedule(
     elif approve is not None:
         raise InvalidInput(f"--approve {approve + 1}: no run of plan {schedule.name} waits for approval", step=STEP)
     else:
-        if only_step is not None:
-            begin = only_step
-        hooks.audit("progress.started", schedule, actor, schedule.description or None,
-                    {"run": result.run_id, "file": schedule.path, "steps": schedule.summary()})
-        hooks.alert("start", schedule, f"{count} steps: " + " → ".join(s.label for s in schedule.steps))
+        begin = only_step or 0
+        if begin == 0:  # one step at a time (a Jenkins stage each): the first one starts the run
+            hooks.audit("progress.started", schedule, actor, schedule.description or None,
+                        {"run": result.run_id, "file": schedule.path, "steps": schedule.summary()})
+            hooks.alert("start", schedule, f"{count} steps: " + " → ".join(s.label for s in schedule.steps))
     last = only_step + 1 if only_step is not None else count
 
     for step in schedule.steps[begin:last]:

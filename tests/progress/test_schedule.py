@@ -114,3 +114,17 @@ def test_a_bad_schedule_gets_one_line_naming_the_place_and_what_is_allowed(tmp_p
 @pytest.mark.parametrize("text, seconds", [("30s", 30), ("1m30s", 90), ("500ms", 0.5), ("2h", 7200), (5, 5)])
 def test_durations(text, seconds):
     assert parse_duration(text, "pause") == seconds
+
+
+def test_show_prints_the_schedule_jenkins_makes_its_stages_from(tmp_path):
+    import json
+
+    from tests.plans.conftest import EXAMPLE_CATALOG, PLANS, run_cli
+
+    done = run_cli("progress", "--plan", str(PLANS / "progressive.yaml"), "--catalog", str(EXAMPLE_CATALOG), "--show",
+                   "--report", str(tmp_path / "schedule.json"))
+    assert done.returncode == 0, done.stderr
+    shown = json.loads((tmp_path / "schedule.json").read_text())
+    assert shown == json.loads(done.stdout)
+    assert [s["label"] for s in shown["steps"]] == ["whitelist", "weight 5", "weight 20", "balanced", "promote"]
+    assert [s["pause"] for s in shown["steps"]][2] == "manual" and shown["services"] == ["test-a", "test-b"]
