@@ -88,7 +88,8 @@ METRICS = {
         "latency-p99", "requests slower than maxMs",
         total=f"sum(envoy_cluster_upstream_rq_time_count{{{ENVOY}}})",
         bad=(f"sum(envoy_cluster_upstream_rq_time_count{{{ENVOY}}})"
-             f' - sum(envoy_cluster_upstream_rq_time_bucket{{{ENVOY},le="$le"}})'),
+             # Prometheus 3 stores classic-histogram bounds as floats (le="100.0"); older ones as exposed
+             f' - sum(envoy_cluster_upstream_rq_time_bucket{{{ENVOY},le=~"${{le}}|${{le}}.0"}})'),
         thresholds={"maxRatio": (1.0, 100.0, 2.0), "maxMs": (0.5, 3600000.0, None)},
     ),
 }

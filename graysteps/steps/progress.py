@@ -15,8 +15,9 @@ For each step of a `graysteps.model.schedule.Schedule`:
    with an `input`) until it is resumed with `approve=<step>`.
 
 The one thing to know: this module is the orchestrator *above* the other
-steps (its own layer in setup.cfg's import-linter contract): it reuses
-`release` to write routes and nothing imports it. Each step, rollback, start
+steps: it reuses `release` to write routes, and setup.cfg's import-linter
+contracts keep it out of the steps' independence list and forbid any other
+step to import it. Each step, rollback, start
 and end is written to the audit table, which is also the state a killed run
 resumes from; alerts go to webhooks and never hold up a rollback.
 """

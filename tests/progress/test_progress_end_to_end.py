@@ -92,6 +92,19 @@ def test_a_failing_gray_is_rolled_back_automatically_and_alerts_are_sent(lab, pr
     assert rows[-1][:2] == ("progress.finished", "rolled-back")
 
 
+def test_a_slow_gray_is_rolled_back_by_its_latency(lab, prometheus, audit_db, tmp_path):
+    plan = write_plan(tmp_path, "steps: [{weight: 30, pause: 60s}, promote]\n")
+    lab.backend("test-a", "gray").misbehave(latency=0.3)  # every gray answer 300 ms; maxMs is 100
+    try:
+        with Traffic(lab.ingress, "test-a", rate=60, workers=16):
+            done = progress(lab, prometheus, plan, audit_db)
+    finally:
+        lab.backend("test-a", "gray").misbehave()
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "ROLLBACK: test-a latency-p99 100ms (gray <= 2x prod): gray is worse than 2x prod" in done.stdout
+    assert strategy_of(lab) == "rollback"
+
+
 def test_a_healthy_gray_goes_all_the_way_to_promote(lab, prometheus, audit_db, tmp_path):
     plan = write_plan(tmp_path, "steps: [{weight: 30, pause: 2s}, {weight: 60, pause: 1s}, promote]\n",
                       ANALYSIS.replace("minRequests: 40", "minRequests: 30"))

@@ -107,6 +107,7 @@ class Supervisor:
         self.seed_cluster(api, catalog)
         mesh = self.start_mesh(stack, catalog)
         self.start_route_sync(stack, api, mesh)
+        self.start_prometheus(stack, mesh)
         self.start_cookie_service(stack, db_url)
 
     def control_plane_binaries(self) -> Path:
@@ -223,6 +224,20 @@ class Supervisor:
         sync.wait_synced()
         self.component("route-sync", pid=os.getpid(), kind="thread",
                        what="watch VirtualServices -> translate -> atomic rename of Envoy's RDS/LDS/CDS files")
+
+    def start_prometheus(self, stack: ExitStack, mesh) -> None:
+        """A real Prometheus scraping the Envoy every second: what `graysteps progress` analyses."""
+        from graysteps_lab.world.prometheus import Prometheus
+
+        self.step("starting Prometheus (scrapes Envoy's /stats/prometheus every second; the first run builds it, "
+                  "about 5 minutes)")
+        prom = stack.enter_context(Prometheus(self.sandbox.path / "prometheus", scrape_interval="1s"))
+        stack.callback(log, "stopping Prometheus")
+        prom.scrape_envoy("sandbox-envoy", mesh.envoy.admin_port)
+        prom.wait_scraped("sandbox-envoy")
+        self.component("prometheus", pid=prom.pid, port=prom.port, url=prom.url,
+                       health=f"{prom.url}/-/ready", log=str(prom.log_path))
+        self.save(env={**self.state["env"], "GRAYSTEPS_PROMETHEUS": prom.url})
 
     def record_sync_status(self) -> None:
         """Put the watch's health in the state file when it changed (for `status`)."""

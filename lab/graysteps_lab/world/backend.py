@@ -39,6 +39,14 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256
     backend: "Backend"
 
+    def handle_error(self, request, client_address) -> None:
+        """A peer (Envoy, a load generator) closing its keep-alive connection is normal, not worth a traceback."""
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"

@@ -60,6 +60,10 @@ class Prometheus(ManagedServer):
         self._process: ServerProcess | None = None
 
     @property
+    def pid(self) -> int | None:
+        return self._process.proc.pid if self._process and self._process.running else None
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
@@ -123,6 +127,13 @@ class Prometheus(ManagedServer):
         """An instant query's result vector (lab helper; the product's client is graysteps.adapters.prometheus)."""
         body = json.loads(self._get("/api/v1/query?" + urllib.parse.urlencode({"query": promql})))
         return body["data"]["result"]
+
+    def query_range(self, promql: str, start: float, end: float, step: float = 1.0) -> list[tuple[float, float]]:
+        """(unix time, value) of a one-series expression over [start, end] (lab helper, for charts)."""
+        body = json.loads(self._get("/api/v1/query_range?" + urllib.parse.urlencode(
+            {"query": promql, "start": start, "end": end, "step": step})))
+        result = body["data"]["result"]
+        return [(float(t), float(v)) for t, v in result[0]["values"]] if result else []
 
     def _get(self, path: str, timeout: float = 5.0) -> str:
         with urllib.request.urlopen(self.url + path, timeout=timeout) as r:
