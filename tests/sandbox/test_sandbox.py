@@ -22,7 +22,7 @@ GROUP, VERSION, PLURAL = "networking.istio.io", "v1", "virtualservices"
 EXPECTED_COMPONENTS = {
     "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "envoy",
     "backend test-a/prod", "backend test-a/gray", "backend test-b/prod", "backend test-b/gray",
-    "route-sync", "cookie-service",
+    "route-sync", "cookie-service", "prometheus",
 }
 
 

@@ -23,7 +23,7 @@ def test_up_after_a_killed_supervisor_stops_the_orphaned_servers_and_starts_afre
         assert first.returncode == 0, first.stdout + first.stderr
         state = json.loads((directory / "state.json").read_text())
         servers = {c["name"]: c["pid"] for c in state["components"] if c["pid"] != state["pid"]}
-        assert set(servers) == {"etcd", "kube-apiserver", "envoy", "cookie-service"}
+        assert set(servers) == {"etcd", "kube-apiserver", "envoy", "cookie-service", "prometheus"}
         os.kill(state["pid"], signal.SIGKILL)
         deadline = time.monotonic() + 10
         while pid_alive(state["pid"]) and time.monotonic() < deadline:
@@ -33,7 +33,7 @@ def test_up_after_a_killed_supervisor_stops_the_orphaned_servers_and_starts_afre
         while pid_alive(servers["envoy"]) and time.monotonic() < deadline:
             time.sleep(0.05)
         orphans = [name for name, pid in servers.items() if pid_alive(pid)]
-        assert {"etcd", "kube-apiserver", "cookie-service"} <= set(orphans), "the orphans this test is about"
+        assert {"etcd", "kube-apiserver", "cookie-service", "prometheus"} <= set(orphans), "the orphans this test is about"
         assert graysteps("sandbox", "status", "--dir", str(directory)).returncode == 3
 
         again = graysteps("sandbox", "up", "--dir", str(directory), "--no-workloads")
