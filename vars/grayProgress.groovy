@@ -30,8 +30,14 @@ void call(Map args = [:]) {
     int count = schedule.steps.size()
     schedule.steps.eachWithIndex { Map step, int i ->
         stage("Step ${i + 1}/${count}: ${step.label}") {
-            graystepsRun(step: 'grayProgress', args: ['progress'] + common + ['--step=' + (i + 1)], config: withHooks,
-                         env: [GRAYSTEPS_CATALOG: config.catalog], credentials: credentials)
+            try {
+                graystepsRun(step: 'grayProgress', args: ['progress'] + common + ['--step=' + (i + 1)], config: withHooks,
+                             env: [GRAYSTEPS_CATALOG: config.catalog], credentials: credentials)
+            } catch (Throwable failure) {
+                // graysteps' own failure already rolled the plan back; an aborted build stopped it mid-step: roll back here
+                if (!(failure.message ?: '').startsWith('[grayProgress]')) { rollBack(config, schedule) }
+                throw failure
+            }
         }
         if (step.pause == 'manual' && i + 1 < count) {
             stage("Approve step ${i + 2}/${count}") {
@@ -39,13 +45,18 @@ void call(Map args = [:]) {
                     input(message: "Step ${i + 1} (${step.label}) passed its analysis. Go on to ${schedule.steps[i + 1].label}?",
                           ok: 'Go on', submitter: config.approvers)
                 } catch (Throwable aborted) {  // "Abort" (or a timeout): take every service of the plan back to prod
-                    grayRollback(services: schedule.services, catalog: config.catalog,
-                                 kubeconfigCredentialsId: config.kubeconfigCredentialsId, dbCredentialsId: config.dbCredentialsId)
+                    rollBack(config, schedule)
                     throw aborted
                 }
             }
         }
     }
+}
+
+/** Every service of the plan back to prod. */
+void rollBack(Map config, Map schedule) {
+    grayRollback(services: schedule.services, catalog: config.catalog,
+                 kubeconfigCredentialsId: config.kubeconfigCredentialsId, dbCredentialsId: config.dbCredentialsId)
 }
 
 @NonCPS

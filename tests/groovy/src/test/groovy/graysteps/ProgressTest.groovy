@@ -56,6 +56,26 @@ class ProgressTest extends GraystepsPipelineTest {
     }
 
     @Test
+    void aBadVerdictIsNotRolledBackTwice() {
+        fakeCli(2)
+        failureOf { step('grayProgress', [plan: 'plans/checkout.yaml']) }
+        assert !commands().contains('rollback')  // graysteps progress rolled the plan back itself
+    }
+
+    @Test
+    void anAbortedBuildInTheMiddleOfAStepRollsThePlansServicesBack() {
+        cli = { ShellCall c ->
+            List a = c.cliArgs ?: []
+            if (a.contains('--show')) { files[SCHEDULE_FILE] = JsonOutput.toJson(SCHEDULE); return 0 }
+            if (a.contains('--step=2')) { throw new PipelineError('Aborted by bob') }  // Jenkins interrupts the sh
+            return 0
+        }
+        Throwable failure = failureOf { step('grayProgress', [plan: 'plans/checkout.yaml']) }
+        assert failure.message == 'Aborted by bob'
+        assert shellCalls.find { it.command == 'rollback' }.cliArgs == ['rollback', '--service', 'test-a', 'test-b', '--report=reports/rollback.json']
+    }
+
+    @Test
     void abortingAManualPauseRollsThePlansServicesBack() {
         fakeCli()
         helper.registerAllowedMethod('input', [Map], { Map m -> events << 'input ' + m.message; throw new PipelineError('Aborted by alice') })
