@@ -10,10 +10,16 @@ from graysteps_lab.world.progressive import MeshUnderWatch
 
 
 @pytest.fixture
-def lab(kube, prometheus, make_catalog, tmp_path):
+def services():
+    """The catalog's services for this test's lab (override with @pytest.mark.parametrize("services", ...))."""
+    return ["test-a"]
+
+
+@pytest.fixture
+def lab(kube, prometheus, make_catalog, tmp_path, services):
     from graysteps.model.catalog import load_catalog
 
-    catalog_path = make_catalog(["test-a"])
+    catalog_path = make_catalog(services)
     with kube.api_client() as api, MeshUnderWatch(api, load_catalog(catalog_path), tmp_path / "mesh", prometheus) as m:
         m.catalog_path = catalog_path
         m.kube = kube

@@ -39,10 +39,10 @@ def progress(lab, prometheus, plan, audit_db, *args, env=None):
                    env={**os.environ, **(env or {})})
 
 
-def strategy_of(lab) -> str:
+def strategy_of(lab, service: str = "test-a") -> str:
     from kubernetes import client
 
-    spec = lab.catalog.service("test-a")
+    spec = lab.catalog.service(service)
     with lab.kube.api_client() as api:
         vs = client.CustomObjectsApi(api).get_namespaced_custom_object(
             "networking.istio.io", "v1", spec.vs_namespace, "virtualservices", spec.vs_name)
@@ -90,6 +90,24 @@ def test_a_failing_gray_is_rolled_back_automatically_and_alerts_are_sent(lab, pr
     rows = audit_rows(audit_db)
     assert rows[0][0] == "progress.started" and ("progress.step", "rolled-back", 0) in rows
     assert rows[-1][:2] == ("progress.finished", "rolled-back")
+
+
+@pytest.mark.parametrize("services", [["test-a", "test-b"]])
+def test_one_bad_service_rolls_every_service_of_the_plan_back(lab, prometheus, audit_db, tmp_path):
+    plan = tmp_path / "two.yaml"
+    plan.write_text("plan: pair\nservices:\n  - service: test-a\n  - service: test-b\n"
+                    "    steps: [{weight: 50, pause: 60s}, promote]\n"
+                    "steps: [{weight: 20, pause: 60s}, promote]\n" + ANALYSIS)
+    lab.backend("test-b", "gray").misbehave(error_rate=0.3, seed=2)
+    try:
+        with Traffic(lab.ingress, "test-a", rate=40), Traffic(lab.ingress, "test-b", rate=40):
+            done = progress(lab, prometheus, str(plan), audit_db)
+    finally:
+        lab.backend("test-b", "gray").misbehave()
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "step 1/2: test-a weight 20, test-b weight 50" in done.stdout
+    assert "ROLLBACK: test-b success-rate" in done.stdout
+    assert [strategy_of(lab, s) for s in ("test-a", "test-b")] == ["rollback", "rollback"]
 
 
 def test_a_slow_gray_is_rolled_back_by_its_latency(lab, prometheus, audit_db, tmp_path):
