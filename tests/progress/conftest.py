@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from graysteps_lab.world.progressive import MeshUnderWatch
+from tests.plans.conftest import audit_db, make_catalog, profile_namespaces  # noqa: F401 - the plans' fixtures, shared
 
 
 @pytest.fixture
@@ -25,5 +26,3 @@ def lab(kube, prometheus, make_catalog, tmp_path, services):
         m.kube = kube
         yield m
 
-
-from tests.plans.conftest import audit_db, make_catalog, profile_namespaces  # noqa: E402,F401 - shared fixtures
