@@ -7,12 +7,14 @@ PY := tools/py
 setup:
 	bash tools/setup.sh
 
+# The layers (setup.cfg's [importlinter] contracts) are checked first: an arrow the wrong way fails the run.
 test: setup
-	$(PY) -m importlinter.cli 2>/dev/null || lint-imports
+	$(PY) -c 'from importlinter.cli import lint_imports_command; lint_imports_command()'
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Without the real servers (tests marked `world`): for quick local runs only; CI runs `test`.
 test-quick:
+	$(PY) -c 'from importlinter.cli import lint_imports_command; lint_imports_command()'
 	$(PY) -m pytest -m "not world"
 
 # Speed targets: every bench/*.py script, run with its defaults. Each reports its figures

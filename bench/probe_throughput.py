@@ -1,6 +1,7 @@
 """Requests/s through a real Envoy: a naive Python client vs graysteps.adapters.probe.
 
-Same run, same Envoy, same backends. The naive client is what one writes
+Same run, same Envoy (a static config: one listener, a virtual host per
+backend), same backends. The naive client is what one writes
 first: one keep-alive http.client connection, Nagle left on, one request after
 the other. The backends are graysteps' own (Nagle off), plus one stdlib
 ThreadingHTTPServer with Nagle left on, which is the trap TESTENV.md describes
@@ -20,7 +21,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from graysteps_lab.envoy_config import ListenerSpec, translate  # noqa: E402
 from graysteps.adapters.probe import probe  # noqa: E402
 from graysteps_lab.world.backend import Backend  # noqa: E402
 from graysteps_lab.world.envoy import Envoy  # noqa: E402
@@ -61,10 +61,25 @@ def with_probe(port: int, host: str, n: int, concurrency: int) -> float:
     return n / seconds
 
 
-def vs(host: str) -> dict:
-    return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-            "metadata": {"name": host, "namespace": "bench"},
-            "spec": {"hosts": [host], "http": [{"route": [{"destination": {"host": f"{host}.bench.svc.cluster.local"}}]}]}}
+def static_bootstrap(port: int, backends: dict[str, tuple[str, int]]) -> dict:
+    """Envoy with one HTTP listener on `port`: Host NAME goes to the backend named NAME."""
+    return {"static_resources": {
+        "listeners": [{"name": "bench", "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+                       "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
+                           "typed_config": {
+                               "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                               "stat_prefix": "bench",
+                               "route_config": {"virtual_hosts": [
+                                   {"name": name, "domains": [name], "routes": [{"match": {"prefix": "/"},
+                                                                                  "route": {"cluster": name}}]}
+                                   for name in backends]},
+                               "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
+                                   "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}}]}]}],
+        "clusters": [{"name": name, "type": "STATIC", "connect_timeout": "1s",
+                      "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {
+                          "address": {"socket_address": {"address": host, "port_value": bport}}}}]}]}}
+                     for name, (host, bport) in backends.items()],
+    }}
 
 
 def main() -> int:
@@ -77,8 +92,7 @@ def main() -> int:
     fast, slow = Backend("fast", "prod"), Backend("slow", "prod", nagle=True)
     port = free_port()
     with fast, slow, tempfile.TemporaryDirectory() as work:
-        endpoints = {"fast.bench.svc.cluster.local": fast.address, "slow.bench.svc.cluster.local": slow.address}
-        boot = translate([vs("fast"), vs("slow")], endpoints, [ListenerSpec("bench", port)]).static_bootstrap()
+        boot = static_bootstrap(port, {"fast": fast.address, "slow": slow.address})
         with Envoy(boot, work, log_level="warning"):
             for warm in ("fast", "slow"):
                 probe(f"http://127.0.0.1:{port}/", warm, 20, concurrency=2)

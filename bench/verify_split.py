@@ -1,7 +1,8 @@
 """How fast does `graysteps verify` prove a 20 % split within ±5 points at 99 %?
 
-Real Envoy on loopback, routing a VirtualService with gray 20 / prod 80
-(translated by graysteps_lab.envoy_config) to graysteps' prod and gray backends.
+The lab's gateway Envoy, configured by istiod from a VirtualService with gray
+20 / prod 80 (a throwaway apiserver + istiod), routing to graysteps' prod and
+gray backends.
 Measured in the same run, as the baseline: a naive Python keep-alive client
 (one http.client connection, Nagle on, one request after the other) through
 the same Envoy.
@@ -22,10 +23,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.probe_throughput import naive  # noqa: E402 (the same naive client as the throughput bench)
+from graysteps_lab.world.istiod import istio_lab  # noqa: E402
 from graysteps_lab.world.mesh import LocalMesh  # noqa: E402
 from graysteps.steps.verify import ProbeSettings, check_share  # noqa: E402
 
 HOST = "test-a"
+SERVED = "test-a.prod.svc.cluster.local"  # the name Istio serves host test-a of namespace prod under
 GOAL_SECONDS = 2.0
 
 
@@ -46,14 +49,15 @@ def main() -> int:
     parser.add_argument("--wrong", type=int, default=50, help="also verify 20 against a live split of this many")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as work, LocalMesh({HOST: []}, [split_vs(20)], work) as mesh:
+    with tempfile.TemporaryDirectory() as work, istio_lab(Path(work) / "lab") as (kube, istiod), \
+            LocalMesh({HOST: []}, [split_vs(20)], Path(work) / "mesh", kube=kube, istiod=istiod) as mesh:
         port = mesh.listener("ingress").port
         settings = ProbeSettings(mesh.url(), batch=args.batch, concurrency=args.concurrency)
-        check_share(HOST, ProbeSettings(mesh.url(), max_requests=200, batch=100), 20)  # warm-up
-        naive_rate = naive(port, HOST, args.naive_n)
-        runs = [check_share(HOST, settings, 20) for _ in range(args.runs)]
+        check_share(SERVED, ProbeSettings(mesh.url(), max_requests=200, batch=100), 20)  # warm-up
+        naive_rate = naive(port, SERVED, args.naive_n)
+        runs = [check_share(SERVED, settings, 20) for _ in range(args.runs)]
         mesh.update([split_vs(args.wrong)])
-        wrong = check_share(HOST, settings, 20)
+        wrong = check_share(SERVED, settings, 20)
 
     seconds = [r.seconds for r in runs]
     requests = [r.requests for r in runs]

@@ -1,7 +1,7 @@
 """How close does real Envoy get to the weight graysteps asks for?
 
-Sends N requests through Envoy (routed by the `weight` strategy's
-VirtualService) to a prod and a gray backend, R times per (weight, N), and
+Sends N requests through the lab's gateway Envoy (configured by istiod from the
+`weight` strategy's VirtualService) to a prod and a gray backend, R times per (weight, N), and
 prints the observed gray share, its error, and the binomial standard error
 sqrt(p(1-p)/N) for comparison.
 
@@ -18,8 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from graysteps_lab.world.istiod import istio_lab  # noqa: E402
 from graysteps_lab.world.mesh import LocalMesh  # noqa: E402
-from tests.dataplane.virtual_services import strategy_vs  # noqa: E402
+from tests.lab.dataplane.virtual_services import strategy_vs  # noqa: E402
 
 
 def main() -> int:
@@ -30,8 +31,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
     print(f"{'weight':>6} {'N':>6} {'run':>3} {'gray':>6} {'observed':>9} {'error':>8} {'1 s.e.':>7}")
-    with tempfile.TemporaryDirectory() as work:
-        with LocalMesh({"test-a": []}, [strategy_vs("test-a", "rollback")], work) as mesh:
+    with tempfile.TemporaryDirectory() as work, istio_lab(Path(work) / "lab") as (kube, istiod):
+        with LocalMesh({"test-a": []}, [strategy_vs("test-a", "rollback")], Path(work) / "mesh",
+                       kube=kube, istiod=istiod) as mesh:
             for weight in args.weights:
                 mesh.update([strategy_vs("test-a", "weight", weight)])
                 p = weight / 100

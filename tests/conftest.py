@@ -1,6 +1,7 @@
-"""Shared fixtures. The real servers (the test world) are session-scoped and
-live in tests/fixtures/, one module per server; the code that starts them is in
-graysteps/testworld/ so the sandbox can reuse it."""
+"""Shared fixtures, one module each in tests/fixtures/. The real servers (the test
+world) are session-scoped; the code that starts them is the lab's
+(lab/graysteps_lab/world/), which the sandbox reuses. Tests mirror the package:
+tests/<layer>/test_<module>.py, the lab's under tests/lab/."""
 
 import os
 
@@ -11,7 +12,16 @@ pytest_plugins = [
     "tests.fixtures.envoy",
     "tests.fixtures.mariadb",
     "tests.fixtures.images",
+    "tests.fixtures.backends",
+    "tests.fixtures.jenkins",
+    "tests.fixtures.mesh",
+    "tests.fixtures.plans",
+    "tests.fixtures.sandbox",
+    "tests.fixtures.virtual_services",
+    "tests.fixtures.whitelist",
+    "tests.fixtures.workloads",
     "tests.fixtures.prometheus",
+    "tests.fixtures.progress",
 ]
 
 

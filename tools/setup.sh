@@ -11,8 +11,11 @@
 #   3. The control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
 #      kwok), built from the Go module proxy by tools/testenv/build.sh (cached in
 #      ~/.cache/graysteps/testenv/<versions>/; about 7 min cold, instant warm).
-#   4. The Maven dependencies of the Groovy tests (tools/setup-groovy.sh).
-#   5. Prometheus, built from the Go module proxy by tools/testenv/build-prometheus.sh
+#   4. Istio's control plane (pilot-discovery = istiod, istioctl), built from the Go
+#      module proxy by tools/testenv/build-istio.sh (cached in
+#      ~/.cache/graysteps/testenv/istio-<version>/; about 8-13 min cold, instant warm).
+#   5. The Maven dependencies of the Groovy tests (tools/setup-groovy.sh).
+#   6. Prometheus, built from the Go module proxy by tools/testenv/build-prometheus.sh
 #      (cached in ~/.cache/graysteps/testenv/prometheus-<version>/; about 5 min cold).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -80,7 +83,12 @@ say "control plane binaries: $bins ($((SECONDS - start))s)"
 # One block per area, each idempotent (check first, skip when done) and timed
 # like the ones above; keep them quiet on success.
 
-# --- 4. Maven dependencies of the Groovy tests (JenkinsPipelineUnit) ---------------
+# --- 4. istiod + istioctl ---------------------------------------------------------
+start=$SECONDS
+bins=$(bash tools/testenv/build-istio.sh)
+say "istio binaries: $bins ($((SECONDS - start))s)"
+
+# --- 5. Maven dependencies of the Groovy tests (JenkinsPipelineUnit) ---------------
 stamp="${GRAYSTEPS_CACHE:-$HOME/.cache/graysteps}/groovy-prefetch-$(sha256sum tests/groovy/pom.xml | cut -c1-16)"
 if [[ -e $stamp ]]; then
   say "Maven: Groovy test dependencies already cached"
@@ -92,7 +100,7 @@ else
   say "... Maven dependencies fetched in $((SECONDS - start))s"
 fi
 
-# --- 5. Prometheus (the lab's metric source for progressive delivery) -------------
+# --- 6. Prometheus (the lab's metric source for progressive delivery) -------------
 start=$SECONDS
 prom=$(bash tools/testenv/build-prometheus.sh)
 say "prometheus: $prom ($((SECONDS - start))s)"

@@ -6,6 +6,10 @@ void call(Map args = [:]) {
         namespaces             : [],                     // only VirtualServices in these namespaces
         dryRun                 : false,                  // apiserver dry run; change nothing
         report                 : 'reports/rollback.json', // each service's outcome as JSON; null = none
+        wait                   : true,                   // return only once Istio serves the change (not with dryRun)
+        waitTimeout            : null,                   // seconds to wait before failing; null = graysteps' default (60)
+        istiod                 : null,                   // istiod's debug URL, e.g. 'http://istiod.istio-system:15014';
+                                                         // null = $GRAYSTEPS_ISTIOD on the agent
         catalog                : null,                   // catalog file; null = $GRAYSTEPS_CATALOG, else ./catalog.yaml
         kubeconfigCredentialsId: 'graysteps-kubeconfig', // Jenkins "secret file" with the kubeconfig; null = agent's own
         dbCredentialsId        : null,                   // Jenkins "secret text": audit database URL, e.g. 'graysteps-db';
@@ -21,7 +25,11 @@ void call(Map args = [:]) {
     if (config.namespaces) { cli += ['--namespace'] + config.namespaces }
     if (config.dryRun) { cli << '--dry-run' }
     if (config.report) { cli << '--report=' + config.report }
-    graystepsRun(step: 'grayRollback', args: cli, config: config, env: [GRAYSTEPS_CATALOG: config.catalog],
+    if (config.wait && !config.dryRun) {
+        cli << '--wait'
+        if (config.waitTimeout != null) { cli << '--wait-timeout=' + config.waitTimeout }
+    }
+    graystepsRun(step: 'grayRollback', args: cli, config: config, env: [GRAYSTEPS_CATALOG: config.catalog, GRAYSTEPS_ISTIOD: config.istiod],
                  credentials: [[type: 'file', id: 'kubeconfigCredentialsId', env: ['KUBECONFIG']],
                                [type: 'string', id: 'dbCredentialsId', env: ['GRAYSTEPS_DB']]])
 }

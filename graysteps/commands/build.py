@@ -41,7 +41,8 @@ def parse_build_args(pairs: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from graysteps.steps.build import BuildRequest, build_image, write_build_record
+    from graysteps.model.images import write_build_record
+    from graysteps.steps.build import BuildRequest, build_image
 
     request = BuildRequest(
         service=args.service, context=args.context, tag=args.tag, dockerfile=args.dockerfile,

@@ -33,8 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from graysteps.model.catalog import load_catalog
-    from graysteps.steps.build import parse_image
-    from graysteps.steps.deploy import check_environment, deploy, pin_image, render_manifests
+    from graysteps.model.images import parse_image
+    from graysteps.model.manifests import check_environment, pin_image, render_manifests
+    from graysteps.steps.deploy import deploy
     from graysteps.adapters.kube.client import api_client
 
     check_environment(args.env)

@@ -69,9 +69,9 @@ def _services(args) -> list[str]:
 
 
 def _render(args) -> int:
-    from graysteps.adapters.jenkins.render import write_all
+    from graysteps.steps.jobs import render_jobs
 
-    for path in write_all(args.out, _source(args), _services(args)):
+    for path in render_jobs(args.out, _source(args), _services(args)):
         print(f"wrote {path}")
     return 0
 
@@ -91,14 +91,10 @@ def _credentials(step: str) -> tuple[str, str]:
 def _sync(args) -> int:
     import re
 
-    import jenkins
-    import requests
+    from graysteps.errors import InvalidInput
+    from graysteps.steps.jobs import STEP as step
+    from graysteps.steps.jobs import sync_jobs
 
-    from graysteps.adapters.jenkins import sync as jenkins_sync
-    from graysteps.errors import GraystepsError, InvalidInput
-    from graysteps.adapters.jenkins.render import render_all
-
-    step = jenkins_sync.STEP
     if not re.match(r"https?://[^/\s]+", args.url):
         raise InvalidInput(f"--url {args.url!r} is not an http(s) URL of a Jenkins server", step=step)
     if args.folder is not None and not re.fullmatch(r"(?!\.\.?(/|$))[\w.-]+(/(?!\.\.?(/|$))[\w.-]+)*", args.folder, re.ASCII):
@@ -106,18 +102,7 @@ def _sync(args) -> int:
     source = _source(args)
     services = _services(args)
     user, token = _credentials(step)
-    server = jenkins_sync.connect(args.url, user, token)
-    try:
-        server.get_whoami()  # first: it settles the auth that get_version then reuses
-        version = server.get_version()
-    except (jenkins.JenkinsException, requests.RequestException) as e:
-        reason = "rejected the user or token" if "401" in str(e) or "403" in str(e) else f"did not answer ({e})"
-        raise GraystepsError(f"Jenkins at {args.url} {reason}; check the URL and JENKINS_USER={user!r} / JENKINS_TOKEN",
-                             step=step) from e
-    try:
-        changes = jenkins_sync.sync_jobs(server, render_all(source, services), folder=args.folder, dry_run=args.dry_run)
-    except requests.RequestException as e:
-        raise GraystepsError(f"lost Jenkins at {args.url}: {e}; rerun, sync is safe to repeat", step=step) from e
+    version, changes = sync_jobs(args.url, user, token, source, services, folder=args.folder, dry_run=args.dry_run)
     width = max(len(c.action) for c in changes)
     for change in changes:
         print(f"{change.action:<{width}}  {change.name}")

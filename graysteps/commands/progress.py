@@ -6,11 +6,15 @@ verdict, every service is routed back to prod. Prints one line per step and
 its verdicts; `--show` prints the schedule as JSON without touching anything
 (Jenkins makes its stages from it); `--step N` runs only step N; a `manual`
 pause stops the run until `--approve N`; a killed run resumes where it was.
+Each step is counted once Istio serves it (istiod's sync status, as `--wait`
+does for route and release) when istiod's debug address is known
+(`--istiod` / $GRAYSTEPS_ISTIOD), else `--settle` after the write.
 """
 
 from __future__ import annotations
 
 from graysteps.commands._cluster_options import add_catalog_argument, add_kubeconfig_argument
+from graysteps.commands._wait_options import add_istiod_arguments, istio_wait_if_known
 
 NAME = "progress"
 HELP = "run a schedule of steps (whitelist, weights, promote), each gated by metrics; roll back on a bad verdict"
@@ -23,13 +27,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--show", action="store_true", help="print the schedule as JSON (and write it to --report) and stop; no cluster, no Prometheus")
     parser.add_argument("--step", type=int, metavar="N", help="run only step N (1-based), e.g. one Jenkins stage")
     parser.add_argument("--approve", type=int, metavar="N", help="approve step N's manual pause and go on")
-    parser.add_argument("--settle", default="2s", metavar="DURATION", help="wait this long after each change before counting (default 2s)")
+    parser.add_argument("--settle", default="2s", metavar="DURATION",
+                        help="without istiod (--istiod / $GRAYSTEPS_ISTIOD): wait this long after each change before "
+                             "counting (default 2s); with it, each step is counted once Istio serves it")
     parser.add_argument("--no-resume", action="store_true", help="start from step 1 even if an earlier run did not finish")
     add_catalog_argument(parser)
     add_kubeconfig_argument(parser)
     parser.add_argument("--db", metavar="URL", help="audit database, also the state a run resumes from (default: $GRAYSTEPS_DB, else the default SQLite file)")
     parser.add_argument("--actor", metavar="NAME", help="who runs the plan, for the audit record (default: $BUILD_USER_ID, else $USER)")
     parser.add_argument("--report", metavar="FILE", help="write the outcome as JSON here")
+    add_istiod_arguments(parser)
 
 
 def _prometheus_url(args, schedule) -> str | None:
@@ -89,6 +96,7 @@ def run(args) -> int:
     if args.step is not None and args.approve is not None:
         raise InvalidInput("--step and --approve do not go together: approve, then run the next step", step=NAME)
     url = _prometheus_url(args, schedule)
+    wait = None if args.dry_run else istio_wait_if_known(args, NAME)
 
     def warn(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -107,7 +115,7 @@ def run(args) -> int:
     result = progress.run_schedule(
         schedule, api_client=api_client(args.kubeconfig), prometheus=prometheus, actor=actor, hooks=hooks,
         dry_run=args.dry_run, approve=None if args.approve is None else args.approve - 1,
-        only_step=None if args.step is None else args.step - 1, settle=settle, resume=not args.no_resume,
+        only_step=None if args.step is None else args.step - 1, settle=settle, wait=wait, resume=not args.no_resume,
     )
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,7 @@ def render_workload(args: argparse.Namespace) -> int:
     import sys
 
     from graysteps.model.catalog import load_catalog
-    from graysteps.steps.deploy import check_environment, parse_replicas, render_manifests
+    from graysteps.model.manifests import check_environment, parse_replicas, render_manifests
     from graysteps.errors import InvalidInput
 
     check_environment(args.env)
@@ -60,44 +60,57 @@ def render_workload(args: argparse.Namespace) -> int:
 
 
 def render_virtual_service(args: argparse.Namespace) -> int:
-    """Validate everything first, then print: bad input leaves stdout empty."""
+    """Validate everything first, then print: bad input leaves stdout empty.
+    Warnings (a route that shadows the service's routes, ...) go to stderr."""
     import sys
 
     import yaml
 
-    from graysteps.model.catalog import load_catalog
-    from graysteps.routing.operations import apply_strategy
-    from graysteps.model.strategy import parse_strategy
-
     from graysteps.errors import InvalidInput
+    from graysteps.model.catalog import load_catalog
+    from graysteps.model.strategy import parse_strategy
+    from graysteps.routing.operations import apply_strategy, warnings
 
     if getattr(args, "image", None) is not None:
         raise InvalidInput("--image goes with --env, not with --strategy")
     strategy = parse_strategy(args.strategy, args.weight)
     service = load_catalog(args.catalog).service(args.service)
-    base = read_virtual_service_file(args.from_file) if args.from_file else None
+    base = read_virtual_service_file(args.from_file, service.vs_name) if args.from_file else None
     rendered = apply_strategy(base, service, strategy)
+    for warning in warnings(rendered, service, strategy):
+        print(f"graysteps render: warning: {warning}", file=sys.stderr)
     sys.stdout.write(yaml.safe_dump(rendered, sort_keys=False, default_flow_style=False))
     return 0
 
 
-def read_virtual_service_file(path: str) -> dict:
-    """One VirtualService from a YAML file (safe loader); InvalidInput naming the file otherwise."""
+def read_virtual_service_file(path: str, name: str | None = None) -> dict:
+    """The VirtualService in a YAML file (safe loader, duplicate keys refused), found
+    by its kind among the file's documents; with several, the one named `name`.
+    InvalidInput naming the file otherwise."""
     import yaml
 
+    from graysteps.adapters.files import read_yaml_documents
     from graysteps.errors import InvalidInput
 
     try:
-        with open(path, encoding="utf-8") as f:
-            documents = [d for d in yaml.safe_load_all(f) if d is not None]
+        documents = read_yaml_documents(path)
     except FileNotFoundError:
         raise InvalidInput(f"--from {path}: file not found") from None
     except OSError as e:
         raise InvalidInput(f"--from {path}: cannot be read ({e.strerror})") from e
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvalidInput(f"--from {path}: cannot be read ({e})") from e
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         raise InvalidInput(f"--from {path}{line}: not valid YAML ({getattr(e, 'problem', None) or e})") from e
-    if len(documents) != 1 or not isinstance(documents[0], dict) or documents[0].get("kind") != "VirtualService":
-        raise InvalidInput(f"--from {path}: expected exactly one VirtualService document")
-    return documents[0]
+    found = [d for d in documents if isinstance(d, dict) and d.get("kind") == "VirtualService"]
+    if len(found) > 1 and name is not None:
+        named = [d for d in found if (d.get("metadata") or {}).get("name") == name]
+        if len(named) == 1:
+            return named[0]
+    if len(found) != 1:
+        names = ", ".join(str((d.get("metadata") or {}).get("name")) for d in found)
+        what = f"{len(found)} VirtualServices ({names}) and none is named {name}" if found else "no VirtualService document"
+        raise InvalidInput(f"--from {path}: {what}; give a file with the service's VirtualService")
+    return found[0]

@@ -4,15 +4,18 @@ Tries every service in parallel (bounded by --workers), prints one line per
 service, and exits 1 if any failed. Safe to repeat: a service already on prod
 is not written. `--all` means every catalog service, plus any VirtualService
 labelled as managed by graysteps that the catalog does not know (reported as
-failed, since its prod destination is unknown); see graysteps/fleet_rollback.py.
-With an audit database (--db, $GRAYSTEPS_DB), a real run leaves one `rollback`
+failed, since its prod destination is unknown); see graysteps/steps/rollback.py.
+`--wait` then waits until Istio serves it; a problem of the wait (no istiod
+address, istiod not answering) never stops the rollback: it is reported after it,
+exit 1. With an audit database (--db, $GRAYSTEPS_DB), a real run leaves one `rollback`
 row in the audit table, written after the rollback so that loading the
-database layer or a database outage never delays it (graysteps/release_record.py).
+database layer or a database outage never delays it (graysteps/adapters/audit/releases.py).
 """
 
 from __future__ import annotations
 
 from graysteps.commands._cluster_options import add_catalog_argument, add_kubeconfig_argument
+from graysteps.commands._wait_options import add_wait_arguments, istio_wait, served_line
 
 NAME = "rollback"
 HELP = "roll services back to prod (all traffic to prod), in parallel"
@@ -30,6 +33,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--report", metavar="FILE", help="write each service's outcome as JSON here")
     parser.add_argument("--db", metavar="URL", help="audit database for the rollback record (default: $GRAYSTEPS_DB; none: not recorded)")
     parser.add_argument("--actor", metavar="NAME", help="who rolls back, for the audit record (default: $BUILD_USER_ID, else $USER)")
+    add_wait_arguments(parser)
 
 
 def run(args) -> int:
@@ -50,6 +54,12 @@ def run(args) -> int:
         check_db_url(audit_db)
     if not 1 <= args.workers <= fleet.MAX_WORKERS:
         raise InvalidInput(f"--workers {args.workers} is not allowed; use 1-{fleet.MAX_WORKERS}", step=NAME)
+    # An emergency rollback never waits for the wait: its problems are reported after the rollback.
+    wait, wait_problem = None, ""
+    try:
+        wait = None if args.dry_run else istio_wait(args, NAME)
+    except InvalidInput as e:
+        wait_problem = e.message
     catalog = load_catalog(args.catalog)
     services = fleet.select_services(catalog, names=args.service or (), all_services=args.all, namespaces=args.namespace)
     api = fleet.connect(args.kubeconfig, args.workers)
@@ -58,9 +68,14 @@ def run(args) -> int:
         try:
             unmanaged = fleet.managed_outside_catalog(catalog, api, args.namespace)
         except Exception as e:  # noqa: BLE001 - the catalog services are still rolled back
-            from graysteps.steps.release import failure_reason
+            from graysteps.adapters.kube.errors import failure_reason
 
             print(f"warning: could not look for managed VirtualServices outside the catalog: {failure_reason(e)}")
+    if wait:
+        try:
+            wait.before()
+        except GraystepsError as e:
+            wait, wait_problem = None, e.message.replace("; nothing was written", "")
     result = fleet.rollback_fleet(services, api=api, workers=args.workers, dry_run=args.dry_run, unmanaged=unmanaged)
 
     width = max((len(o.service) for o in result.outcomes), default=0)
@@ -69,6 +84,12 @@ def run(args) -> int:
         print(line + (f"  - {o.message}" if o.message else ""))
     counts = ", ".join(f"{n} {s}" for s, n in sorted(result.counts().items()))
     print(f"rollback: {len(result.outcomes)} services in {result.seconds:.3f}s: {counts}", flush=True)
+    if wait:
+        from graysteps.adapters.istiod import ConfigChange
+
+        print("rollback: " + served_line(wait.served([
+            ConfigChange("VirtualService", *o.virtual_service.split("/", 1), o.resource_version)
+            for o in result.outcomes if o.resource_version])), flush=True)
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
         Path(args.report).write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
@@ -83,6 +104,9 @@ def run(args) -> int:
         )
     if audit_problem:
         raise GraystepsError(f"all {len(result.outcomes)} services are on prod{audit_problem}", step=NAME, result=result)
+    if wait_problem:
+        raise GraystepsError(f"all {len(result.outcomes)} services are on prod in the apiserver, but it was not "
+                             f"checked that Istio serves it: {wait_problem}", step=NAME, result=result)
     return 0
 
 
@@ -100,7 +124,8 @@ def record(args, result, actor: str, audit_db: str | None) -> str:
     if args.namespace:
         selection += ["--namespace", *args.namespace]
     try:
-        record_rollback(result, selection=" ".join(selection), actor=actor, db_url=audit_db)
+        record_rollback(selection=" ".join(selection), ok=result.ok, detail=result.to_dict(), actor=actor,
+                        db_url=audit_db)
     except GraystepsError as e:
         return f"; its audit record was not written: {e.message}"
     return ""

@@ -2,7 +2,7 @@
 
 Read-only. One line per catalog service: the strategy recorded on its VirtualService and whether the
 live routes still match it, and the version and readiness of its gray and prod Deployments
-(graysteps/fleet_status.py). Exits 1 when a service's routes were changed by hand.
+(graysteps/steps/status.py). Exits 1 when a service's routes were changed by hand.
 """
 
 from __future__ import annotations
@@ -25,17 +25,17 @@ def run(args) -> int:
     import json
     from pathlib import Path
 
-    from graysteps.steps import rollback as fleet
-    from graysteps.model.catalog import load_catalog
+    from graysteps.adapters.kube.errors import failure_reason
+    from graysteps.adapters.kube.rest import connect
     from graysteps.errors import GraystepsError
+    from graysteps.model.catalog import load_catalog
     from graysteps.steps.status import CHANGED, fleet_status, table
-    from graysteps.steps.release import failure_reason
 
     catalog = load_catalog(args.catalog)
     services = ([catalog.service(n) for n in dict.fromkeys(args.service)] if args.service
-                else fleet.catalog_services(catalog))
+                else list(catalog.services.values()))
     try:
-        rows = fleet_status(services, fleet.connect(args.kubeconfig, 4))
+        rows = fleet_status(services, connect(args.kubeconfig, 4))
     except Exception as e:  # noqa: BLE001 - any apiserver failure: one clear line
         raise GraystepsError(f"could not read the cluster: {failure_reason(e)}; check --kubeconfig and retry",
                              step=NAME) from e

@@ -1,4 +1,4 @@
-"""`graysteps whitelist add|remove|list|sync`: the tenant whitelist (graysteps/whitelist/)."""
+"""`graysteps whitelist add|remove|list|sync`: the tenant whitelist (graysteps/steps/whitelist.py)."""
 
 from __future__ import annotations
 
@@ -53,11 +53,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from graysteps.adapters.db import entries
-    from graysteps.steps import whitelist as sync
     from graysteps.adapters.actor import check_actor
     from graysteps.adapters.db.store import open_store
     from graysteps.model.tenants import validate_tenant_ids
+    from graysteps.steps import whitelist
 
     out = sys.stdout
     if args.action in ("add", "remove"):
@@ -66,10 +65,10 @@ def _run(args: argparse.Namespace) -> int:
         store = open_store(args.db)
         try:
             if args.action == "add":
-                changed = entries.add_tenants(store, tenants, actor=actor, reason=args.reason)
+                changed = whitelist.add_tenants(store, tenants, actor=actor, reason=args.reason)
                 out.writelines(f"+ {t}\n" for t in changed)
             else:
-                changed = entries.remove_tenants(store, tenants, actor=actor, reason=args.reason)
+                changed = whitelist.remove_tenants(store, tenants, actor=actor, reason=args.reason)
                 out.writelines(f"- {t}\n" for t in changed)
         finally:
             store.close()
@@ -77,19 +76,19 @@ def _run(args: argparse.Namespace) -> int:
     if args.action == "list":
         store = open_store(args.db)
         try:
-            out.writelines(f"{t}\n" for t in entries.list_tenants(store))
+            out.writelines(f"{t}\n" for t in whitelist.list_tenants(store))
         finally:
             store.close()
         return 0
     # sync: the schema is created/upgraded only once the whole source is read and checked
     store = open_store(args.db, upgrade=False)
     try:
-        result = sync.sync_from(
+        result = whitelist.sync_from(
             store, args.source, actor=args.actor, reason=args.reason, dry_run=args.dry_run, allow_empty=args.allow_empty
         )
     finally:
         store.close()
     if not args.summary_only:
-        out.writelines(f"{line}\n" for line in sync.diff_lines(result))
-    out.write(sync.summary_line(result) + "\n")
+        out.writelines(f"{line}\n" for line in whitelist.diff_lines(result))
+    out.write(whitelist.summary_line(result) + "\n")
     return 0

@@ -23,7 +23,8 @@ DEFAULT_API_VERSION = API_VERSIONS[0]
 DEFAULT_COOKIE_NAME = "tenantGray"
 DEFAULT_COOKIE_VALUE = "1"
 DEFAULT_PORT = 8080
-CLUSTER_DOMAIN = "svc.cluster.local"
+DEFAULT_CLUSTER_DOMAIN = "cluster.local"
+DEFAULT_SUBSETS = {"prod": "prod", "gray": "gray"}
 
 _DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _COOKIE_TOKEN = re.compile(r"[A-Za-z0-9_.-]+")
@@ -31,8 +32,10 @@ DNS1123_RULE = "Kubernetes names must be lowercase DNS-1123 labels (a-z, 0-9 and
 
 _SERVICE_KEYS = {
     "layout", "namespaces", "namespace", "port", "apiVersion", "cookie",
-    "optOutRoutes", "virtualService", "hosts", "destinationRule",
+    "optOutRoutes", "virtualService", "hosts", "destinationRule", "subsets", "clusterDomain",
+    "destinationHosts",
 }
+_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 def is_dns1123_label(name: object) -> bool:
@@ -67,6 +70,9 @@ class ServiceSpec:
     virtual_service: str | None = None  # default: the service name
     host_names: tuple = ()  # spec.hosts of a new VS; default: (name,)
     destination_rule: str | None = None  # subsets layout; default: the service name
+    subsets: dict = field(default_factory=lambda: dict(DEFAULT_SUBSETS))  # subsets layout: profile -> subset name
+    cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
+    destination_hosts: dict = field(default_factory=dict)  # profile -> Kubernetes Service name (default: `name`)
 
     def __hash__(self) -> int:
         return hash((self.name, tuple(sorted(self.namespaces.items())), self.layout))
@@ -85,32 +91,48 @@ class ServiceSpec:
         return list(self.host_names or (self.name,))
 
     @property
+    def served_host(self) -> str:
+        """The name Istio serves the VirtualService's first host under, at a gateway and
+        to callers in other namespaces: a short name is qualified with the
+        VirtualService's namespace (`test-a` in `prod`: test-a.prod.svc.<clusterDomain>)."""
+        host = self.hosts[0]
+        return host if "." in host or "*" in host else f"{host}.{self.vs_namespace}.svc.{self.cluster_domain}"
+
+    @property
     def dr_name(self) -> str:
         return self.destination_rule or self.name
 
     def service_host(self, profile: str) -> str:
         """The Kubernetes Service (FQDN) that serves `profile`."""
-        return f"{self.name}.{self.namespaces[profile]}.{CLUSTER_DOMAIN}"
+        return f"{self._service_name(profile)}.{self.namespaces[profile]}.svc.{self.cluster_domain}"
+
+    def _service_name(self, profile: str) -> str:
+        return self.destination_hosts.get(profile) or self.name
+
+    def subset(self, profile: str) -> str | None:
+        """The DestinationRule subset of `profile` (subsets layout), else None."""
+        return self.subsets[profile] if self.layout == "subsets" else None
 
     def destination(self, profile: str) -> dict:
         """The Istio route destination for `profile` (prod|gray)."""
         if profile not in PROFILES:
             raise ValueError(f"profile must be prod or gray, not {profile!r}")
         if self.layout == "subsets":
-            return {"host": self.service_host(profile), "subset": profile}
+            return {"host": self.service_host(profile), "subset": self.subsets[profile]}
         return {"host": self.service_host(profile)}
 
-    def own_hosts(self) -> set[str]:
-        """Every way a route destination may name this service's prod or gray host
+    def profile_hosts(self, profile: str) -> set[str]:
+        """Every way a route destination may name the host serving `profile`
         (short names are relative to the VirtualService's namespace)."""
-        names = set()
-        for profile in PROFILES:
-            ns = self.namespaces[profile]
-            full = [self.name, ns, "svc", "cluster", "local"]
-            names.update(".".join(full[:n]) for n in (2, 3, 5))
-            if ns == self.vs_namespace:
-                names.add(self.name)
+        ns, name = self.namespaces[profile], self._service_name(profile)
+        names = {f"{name}.{ns}", f"{name}.{ns}.svc", self.service_host(profile)}
+        if ns == self.vs_namespace:
+            names.add(name)
         return names
+
+    def own_hosts(self) -> set[str]:
+        """Every way a route destination may name this service's prod or gray host."""
+        return self.profile_hosts("prod") | self.profile_hosts("gray")
 
 
 @dataclass
@@ -272,10 +294,44 @@ class _Validator:
         if hosts is not None and (not isinstance(hosts, list) or not hosts or not all(isinstance(h, str) and h for h in hosts)):
             self.fail(node, "hosts", w, "must be a non-empty list of host names")
 
+        subsets, node, w = pick("subsets", None)
+        if subsets is not None:
+            if layout != "subsets":
+                self.fail(node, "subsets", w, "only the subsets layout names subsets; add `layout: subsets` or drop it")
+            given = self.mapping(node, "subsets", subsets, w)
+            for key in given:
+                if key not in PROFILES:
+                    self.fail(given, key, f"{w}.{key}", "unknown profile; allowed: prod, gray")
+            subsets = {**DEFAULT_SUBSETS, **given}
+            for profile in PROFILES:
+                if not is_dns1123_label(subsets[profile]):
+                    self.fail(given if profile in given else node, profile, f"{w}.{profile}",
+                              f"subset {subsets[profile]!r} is not allowed: {DNS1123_RULE}")
+            if subsets["prod"] == subsets["gray"]:
+                self.fail(node, "subsets", w, "prod and gray need two different subsets")
+        hosts_by_profile, node, w = pick("destinationHosts", None)
+        if hosts_by_profile is not None:
+            if layout != "namespaces":
+                self.fail(node, "destinationHosts", w, "only the namespaces layout names hosts; the subsets layout names subsets")
+            given = self.mapping(node, "destinationHosts", hosts_by_profile, w)
+            for key, value in given.items():
+                if key not in PROFILES:
+                    self.fail(given, key, f"{w}.{key}", "unknown profile; allowed: prod, gray")
+                if not is_dns1123_label(value):
+                    self.fail(given, key, f"{w}.{key}", f"{value!r} is not a Service name: {DNS1123_RULE}")
+            hosts_by_profile = dict(given)
+            if namespaces["prod"] == namespaces["gray"] and (hosts_by_profile.get("prod") or name) == (hosts_by_profile.get("gray") or name):
+                self.fail(node, "destinationHosts", w, "prod and gray name the same Service in the same namespace")
+        domain, node, w = pick("clusterDomain", DEFAULT_CLUSTER_DOMAIN)
+        if not isinstance(domain, str) or len(domain) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(domain):
+            self.fail(node, "clusterDomain", w, f"{domain!r} is not a DNS domain (lowercase labels joined by '.', e.g. cluster.local)")
+
         return ServiceSpec(
             name=name, layout=layout, namespaces=namespaces, port=port, api_version=api_version,
             cookie_name=cookie_name, cookie_value=cookie_value, opt_out_routes=tuple(opt_out),
             virtual_service=vs_name, host_names=tuple(hosts or ()), destination_rule=dr_name,
+            subsets=dict(subsets or DEFAULT_SUBSETS), cluster_domain=domain,
+            destination_hosts=dict(hosts_by_profile or {}),
         )
 
     def namespaces(self, layout: str, body: dict, defaults: dict, where: str) -> dict:
@@ -310,9 +366,9 @@ class _Validator:
         for key in given:
             if key not in PROFILES:
                 self.fail(given, key, f"{swhere}.namespaces.{key}", "unknown profile; allowed: prod, gray")
-        if result["prod"] == result["gray"]:
+        if result["prod"] == result["gray"] and "destinationHosts" not in body and "destinationHosts" not in defaults:
             self.fail(source, "namespaces", f"{swhere}.namespaces",
-                      "prod and gray share a namespace: use `layout: subsets` for that")
+                      "prod and gray share a namespace: use `layout: subsets`, or name two Services in `destinationHosts`")
         return result
 
 

@@ -42,15 +42,15 @@ from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING, Any
 
-from graysteps.adapters.yaml_file import line_of as _line
 from graysteps.errors import InvalidInput
+from graysteps.model.plan import MAX_PLAN_BYTES
+from graysteps.model.plan import line_of as _line
 from graysteps.model.strategy import PROMOTE, ROLLBACK, STRATEGIES, WEIGHT, Strategy, parse_strategy
 
 if TYPE_CHECKING:  # pragma: no cover
     from graysteps.model.catalog import Catalog, ServiceSpec
 
 STEP = "progress"
-MAX_PLAN_BYTES = 1 << 20
 PLAN_KEYS = ("plan", "description", "services", "steps", "analysis", "alerts")
 ENTRY_KEYS = ("service", "steps")
 STEP_KEYS = ("strategy", "weight", "pause", "analysis")
@@ -59,8 +59,8 @@ ALERT_KEYS = ("format", "urlEnv", "name")
 ALERT_FORMATS = ("json", "slack", "dingtalk", "wecom")
 MANUAL = "manual"
 
-# Envoy's cluster of a destination: the lab's translator names it outbound|<fqdn>,
-# istiod outbound|<port>|<subset>|<fqdn>; this matches both.
+# Envoy's cluster of a destination as istiod names it: outbound|<port>|<subset>|<fqdn>
+# (e.g. outbound|80||test-a.gray.svc.cluster.local); the port and subset are optional here.
 DEFAULT_DESTINATION = r"outbound\\|([0-9]+\\|[^|]*\\|)?$service\\.$namespace\\.svc\\.cluster\\.local"
 ENVOY = 'cluster_name=~"$destination"'  # Istio's proxy stats tags (the lab's Envoy uses them too)
 ENVOY_LATENCY_BUCKETS_MS = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000,
@@ -342,9 +342,9 @@ class _Reader:
 
 def load_schedule(path: str, catalog: "Catalog") -> Schedule:
     """Read and check a progressive plan against `catalog`; InvalidInput (one line) on any problem."""
-    from graysteps.adapters.yaml_file import read_yaml
+    from graysteps.model.plan import read_plan_yaml
 
-    data, digest = read_yaml(path, step=STEP, max_bytes=MAX_PLAN_BYTES)
+    data, digest = read_plan_yaml(path, step=STEP, max_bytes=MAX_PLAN_BYTES)
     r = _Reader(path)
     if not isinstance(data, dict):
         r.fail(None, None, "must be a mapping with `services:` and `steps:` (see examples/plans/progressive.yaml)")

@@ -5,7 +5,10 @@ the first bad verdict.
 For each step of a `graysteps.model.schedule.Schedule`:
 1. apply: the step's strategies for all services, all-or-nothing, through the
    release machinery (`graysteps.steps.release.apply_plan`);
-2. settle: wait `settle` seconds for the mesh to serve the new routes;
+2. wait until the mesh serves the new routes: with istiod's debug address,
+   until istiod holds every VirtualService written and every proxy
+   acknowledged a push carrying it (`graysteps.adapters.istiod.IstioWait`,
+   what `--wait` does for route/release); without one, a fixed `settle`;
 3. analyse: poll Prometheus every `interval`; feed each (service, metric)
    `RatioTest` (gray vs prod, see graysteps.model.comparison) the counts since
    the previous poll; the first FAIL rolls back; the step advances once its
@@ -31,10 +34,11 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from graysteps.errors import GraystepsError, InvalidInput
+from graysteps.model.plan import Plan, PlanStep
 from graysteps.model.schedule import Schedule, ScheduleStep
 from graysteps.model.sequential import Decision
 from graysteps.model.strategy import Strategy
-from graysteps.steps.release import Plan, PlanStep, apply_plan
+from graysteps.steps.release import APPLIED, apply_plan
 
 STEP = "progress"
 PROFILES = ("gray", "prod")
@@ -75,6 +79,7 @@ class ProgressResult:
     resumed_at: int | None = None  # 0-based step a resumed run went on from
     steps: list[StepReport] = field(default_factory=list)
     rollback_seconds: float | None = None  # from the bad verdict to every service routed back to prod
+    # (written; with an IstioWait, until Istio serves it)
 
     @property
     def ok(self) -> bool:
@@ -195,15 +200,69 @@ def _plan_for(schedule: Schedule, name: str, pairs) -> Plan:
                 sha256=schedule.sha256)
 
 
-def rollback_all(schedule: Schedule, *, api_client: Any, actor: str) -> tuple[bool, str]:
-    """Every service of the plan back to prod, all-or-nothing (as `release` does)."""
+def _served(applied: Any, wait: Any, settle: float, sleep: Callable[[float], None]) -> str:
+    """Wait until the mesh serves what `applied` (a PlanResult) wrote: Istio's own signal with
+    `wait` (GraystepsError when it does not within its timeout), else `settle` seconds."""
+    if wait is None:
+        sleep(settle)
+        return ""
+    from graysteps.adapters.istiod import ConfigChange
+
+    changes = [ConfigChange("VirtualService", *o.virtual_service.split("/", 1), o.after_resource_version)
+               for o in applied.outcomes if o.status == APPLIED and o.after_resource_version]
+    done = wait.served(changes)
+    return (f"served by Istio: {len(done.proxies)} proxies acknowledged istiod's push {done.push} "
+            f"in {done.seconds:.3f}s")
+
+
+def _apply_and_analyse(schedule: Schedule, step: ScheduleStep, *, api_client: Any, prometheus: Any, actor: str,
+                       wait: Any, settle: float, sleep: Callable[[float], None], out: Out) -> tuple[bool, str, list[str]]:
+    """Apply one step, wait until the mesh serves it, analyse it: (passed, reason, verdict lines)."""
+    try:
+        if wait is not None:
+            wait.before()
+    except GraystepsError as e:
+        return False, f"istiod did not answer before the step was written: {e.message}", []
+    applied = apply_plan(_plan_for(schedule, f"step {step.index + 1}", step.strategies), api_client=api_client,
+                         actor=actor)
+    if not applied.ok:
+        return False, f"could not apply the step: {applied.error}", []
+    try:
+        served = _served(applied, wait, settle, sleep)
+    except GraystepsError as e:
+        return False, f"Istio did not serve the step: {e.message}", []
+    if served:
+        out(f"  {served}")
+    try:
+        return analyse(step, prometheus, out=out, sleep=sleep)
+    except GraystepsError as e:
+        return False, f"analysis failed: {e.message}", []
+
+
+def rollback_all(schedule: Schedule, *, api_client: Any, actor: str, wait: Any = None,
+                 out: Out = lambda line: None) -> tuple[bool, str]:
+    """Every service of the plan back to prod, all-or-nothing (as `release` does). With `wait`
+    (an IstioWait) it then reports whether Istio serves the rollback; the rollback itself never
+    waits for istiod (an unreachable istiod only gets a warning)."""
     back = Strategy("rollback")
+    floor_read = False
+    if wait is not None:
+        try:
+            wait.before()
+            floor_read = True
+        except GraystepsError as e:
+            out(f"  warning: istiod did not answer before the rollback; it goes on unchecked: {e.message}")
     result = apply_plan(_plan_for(schedule, "rollback", [(svc, back) for svc in schedule.services]),
                         api_client=api_client, actor=actor)
-    if result.ok:
-        return True, "every service routed back to prod"
-    still = f"; STILL CHANGED: {', '.join(result.changed)}" if result.changed else ""
-    return False, f"rollback {result.result}: {result.error}{still}; run `graysteps rollback --all`"
+    if not result.ok:
+        still = f"; STILL CHANGED: {', '.join(result.changed)}" if result.changed else ""
+        return False, f"rollback {result.result}: {result.error}{still}; run `graysteps rollback --all`"
+    if floor_read:
+        try:
+            out(f"  rollback {_served(result, wait, 0.0, time.sleep)}")
+        except GraystepsError as e:
+            out(f"  warning: could not check that Istio serves the rollback: {e.message}")
+    return True, "every service routed back to prod"
 
 
 def run_schedule(
@@ -217,11 +276,16 @@ def run_schedule(
     approve: int | None = None,
     only_step: int | None = None,
     settle: float = 2.0,
+    wait: Any = None,
     sleep: Callable[[float], None] = time.sleep,
     resume: bool = True,
 ) -> ProgressResult:
     """Run (or resume) `schedule`; the outcome of every step is in the result. Never raises for a bad
-    verdict or a cluster failure; raises InvalidInput for an `approve`/`only_step` that does not fit."""
+    verdict or a cluster failure; raises InvalidInput for an `approve`/`only_step` that does not fit.
+
+    `wait`: an IstioWait (graysteps.adapters.istiod): each step is analysed once Istio serves it;
+    None: `settle` seconds after the write instead. istiod not answering before the first write
+    raises GraystepsError (nothing changed)."""
     out = hooks.out
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     result = ProgressResult(schedule, dry_run, actor, uuid.uuid4().hex[:12], now)
@@ -232,6 +296,8 @@ def run_schedule(
 
     if prometheus is not None:  # reachable and answering before anything is changed, or PrometheusError
         prometheus.scalar("vector(1)")
+    if wait is not None and not dry_run:  # istiod answers before anything is changed, or GraystepsError
+        wait.before()
     if dry_run:
         first = schedule.steps[only_step or 0]
         check = apply_plan(_plan_for(schedule, f"step {first.index + 1}", first.strategies), api_client=api_client,
@@ -281,20 +347,12 @@ def run_schedule(
         result.steps.append(report)
         t0 = time.monotonic()
         out(f"step {step.index + 1}/{count}: {step.label}")
-        applied = apply_plan(_plan_for(schedule, f"step {step.index + 1}", step.strategies), api_client=api_client,
-                             actor=actor)
-        if applied.ok:
-            sleep(settle)
-            try:
-                passed, reason, lines = analyse(step, prometheus, out=out, sleep=sleep)
-            except GraystepsError as e:
-                passed, reason, lines = False, f"analysis failed: {e.message}", []
-        else:
-            passed, reason, lines = False, f"could not apply the step: {applied.error}", []
+        passed, reason, lines = _apply_and_analyse(schedule, step, api_client=api_client, prometheus=prometheus,
+                                                   actor=actor, wait=wait, settle=settle, sleep=sleep, out=out)
         report.verdicts, report.seconds = lines, time.monotonic() - t0
         if not passed:
             t_bad = time.monotonic()
-            ok, how = rollback_all(schedule, api_client=api_client, actor=actor)
+            ok, how = rollback_all(schedule, api_client=api_client, actor=actor, wait=wait, out=out)
             result.rollback_seconds = time.monotonic() - t_bad
             report.status, report.reason = ROLLED_BACK, reason
             result.result = "rolled-back" if ok else "failed"

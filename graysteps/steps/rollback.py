@@ -3,7 +3,7 @@
 `rollback_fleet` takes catalog services and applies the `rollback` strategy to
 each VirtualService, in parallel with a bounded number of worker threads that
 share one connection pool sized for them (`connect()`: a lean urllib3 transport
-when the kubeconfig allows it, else the kubernetes client; see kube_rest.py).
+when the kubeconfig allows it, else the kubernetes client).
 
 Speed without losing safety:
 - one LIST per API version reads every VirtualService with its resourceVersion,
@@ -30,7 +30,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from graysteps.errors import InvalidInput
 
@@ -56,6 +56,7 @@ class RollbackOutcome:
     status: str = FAILED
     message: str = ""
     seconds: float = 0.0
+    resource_version: str | None = None  # of the VirtualService this run wrote (None: not written)
 
     @property
     def ok(self) -> bool:
@@ -130,58 +131,30 @@ def select_services(
 
 
 def connect(kubeconfig: str | None, pool_size: int) -> Any:
-    """The apiserver access for `pool_size` worker threads: the lean urllib3
-    transport when the kubeconfig allows it, else the kubernetes client
-    (see graysteps/kube_rest.py)."""
+    """The apiserver transport for `pool_size` worker threads (graysteps.adapters.kube.rest)."""
     from graysteps.adapters.kube.rest import connect
 
     return connect(kubeconfig, pool_size)
 
 
-def _vs_path(group: str, version: str, namespace: str | None, name: str = "") -> str:
-    where = f"/namespaces/{namespace}" if namespace else ""
-    return f"/apis/{group}/{version}{where}/virtualservices" + (f"/{name}" if name else "")
-
-
-def _group_version(service: "ServiceSpec") -> tuple[str, str]:
-    group, version = service.api_version.split("/", 1)
-    return group, version
-
-
-def list_virtual_services(services: Iterable["ServiceSpec"], api: Any) -> dict[tuple[str, str], dict]:
-    """Every VirtualService the services use, by (namespace, name): one LIST per
-    API version (cluster-wide if the services span several namespaces)."""
-    found: dict[tuple[str, str], dict] = {}
-    by_version: dict[tuple[str, str], set[str]] = {}
-    for s in services:
-        by_version.setdefault(_group_version(s), set()).add(s.vs_namespace)
-    for (group, version), namespaces in by_version.items():
-        listing = api.request("GET", _vs_path(group, version, next(iter(namespaces)) if len(namespaces) == 1 else None))
-        for item in listing.get("items", []):
-            md = item.get("metadata", {})
-            item.setdefault("apiVersion", f"{group}/{version}")
-            item.setdefault("kind", "VirtualService")
-            found[(md.get("namespace"), md.get("name"))] = item
-    return found
-
-
 def managed_outside_catalog(catalog: "Catalog", api: Any, namespaces: Sequence[str] = ()) -> list[dict]:
     """VirtualServices labelled as graysteps-managed that no catalog service uses,
     in `namespaces` (default: the namespaces where the catalog's VirtualServices live)."""
-    from graysteps.adapters.kube.istio import MANAGED_BY_SELECTOR
+    from graysteps.adapters.kube.istio import list_labelled_virtual_services
+    from graysteps.routing.operations import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 
     services = catalog_services(catalog)
     known = {(s.vs_namespace, s.vs_name) for s in services}
     orphans = []
     for ns in sorted(set(namespaces) or {s.vs_namespace for s in services}):
-        listing = api.request("GET", _vs_path("networking.istio.io", "v1", ns), labelSelector=MANAGED_BY_SELECTOR)
-        orphans += [vs for vs in listing["items"] if (ns, vs["metadata"]["name"]) not in known]
+        listed = list_labelled_virtual_services(ns, f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}", api)
+        orphans += [vs for vs in listed if (ns, vs["metadata"]["name"]) not in known]
     return orphans
 
 
 def _rollback_one(service: "ServiceSpec", live: dict | None, listed: bool, api: Any, strategy: Any, dry_run: bool) -> RollbackOutcome:
-    from graysteps.steps.release import failure_reason
-    from graysteps.adapters.kube.istio import FIELD_MANAGER, update_virtual_service
+    from graysteps.adapters.kube.errors import failure_reason
+    from graysteps.adapters.kube.istio import replace_listed, update_virtual_service
     from graysteps.routing.operations import apply_strategy
 
     started = time.perf_counter()
@@ -199,27 +172,31 @@ def _rollback_one(service: "ServiceSpec", live: dict | None, listed: bool, api: 
             if wanted == live:
                 out.status = ALREADY_PROD
             else:
-                path = _vs_path(*_group_version(service), service.vs_namespace, service.vs_name)
-                wanted["metadata"].pop("managedFields", None)  # left out of a PUT, the server keeps them
                 try:  # the PUT carries the listed resourceVersion: a 409 if anyone wrote since
-                    api.request("PUT", path, wanted, fieldManager=FIELD_MANAGER, dryRun="All" if dry_run else "")
+                    written = replace_listed(service, wanted, api, dry_run=dry_run)
                     out.status = WOULD_ROLL_BACK if dry_run else ROLLED_BACK
+                    out.resource_version = None if dry_run else _written_version(written)
                 except Exception as e:  # noqa: BLE001 - KubeRestError or ApiException, both with .status
                     if getattr(e, "status", None) not in (404, 409):
                         raise
                     listed = False  # changed or deleted since the LIST: read-modify-write below
         if not listed:
-            result = update_virtual_service(service, to_prod, api_client=api.api_client, dry_run=dry_run)
+            result = update_virtual_service(service, to_prod, api_client=api, dry_run=dry_run)
             if result.after is None:
                 out.status, out.message = NO_VIRTUAL_SERVICE, "no VirtualService: nothing routes to gray"
             elif not result.changed:
                 out.status = ALREADY_PROD
             else:
                 out.status = WOULD_ROLL_BACK if dry_run else ROLLED_BACK
+                out.resource_version = None if dry_run else _written_version(result.after)
     except Exception as e:  # noqa: BLE001 - one service's failure must not stop the others
         out.status, out.message = FAILED, failure_reason(e)
     out.seconds = time.perf_counter() - started
     return out
+
+
+def _written_version(obj: Any) -> str | None:
+    return ((obj or {}).get("metadata") or {}).get("resourceVersion") if isinstance(obj, dict) else None
 
 
 def rollback_fleet(
@@ -236,6 +213,7 @@ def rollback_fleet(
     are in the result (`.ok`, `.failed`). `unmanaged` VirtualServices (managed by
     graysteps but not in the catalog) are reported as failed.
     """
+    from graysteps.adapters.kube.istio import list_virtual_services
     from graysteps.model.strategy import parse_strategy
 
     if not 1 <= workers <= MAX_WORKERS:

@@ -1,6 +1,6 @@
 """What every catalog service runs and how its traffic is routed, at a glance.
 
-    rows = fleet_status(catalog_services(catalog), api)   # api: fleet_rollback.connect(...)
+    rows = fleet_status(catalog.services(), api)   # api: graysteps.adapters.kube.rest.connect(...)
 
 For each service: the strategy graysteps recorded on its VirtualService and
 whether the live routes still match it (`as set`, or `CHANGED BY HAND`), and
@@ -51,26 +51,18 @@ class ServiceStatus:
 
 def fleet_status(services: Sequence["ServiceSpec"], api: Any) -> list[ServiceStatus]:
     """The status of each service, in the order given."""
-    from graysteps.steps.rollback import list_virtual_services
+    from graysteps.adapters.kube.istio import list_virtual_services
+    from graysteps.adapters.kube.workloads import list_deployments
+    from graysteps.model.manifests import deployment_ref
 
     virtual_services = list_virtual_services(services, api)
-    deployments = _list_deployments(services, api)
+    namespaces = {deployment_ref(s, env)[0] for s in services for env in ("gray", "prod")}
+    deployments = list_deployments(namespaces, api)
     return [_status(s, virtual_services.get((s.vs_namespace, s.vs_name)), deployments) for s in services]
 
 
-def _list_deployments(services: Sequence["ServiceSpec"], api: Any) -> dict[tuple[str, str], dict]:
-    from graysteps.steps.deploy import deployment_ref
-
-    namespaces = sorted({deployment_ref(s, env)[0] for s in services for env in ("gray", "prod")})
-    found = {}
-    for ns in namespaces:
-        for item in api.request("GET", f"/apis/apps/v1/namespaces/{ns}/deployments").get("items", []):
-            found[(ns, item["metadata"]["name"])] = item
-    return found
-
-
 def _status(service: "ServiceSpec", vs: dict | None, deployments: dict[tuple[str, str], dict]) -> ServiceStatus:
-    from graysteps.steps.deploy import deployment_ref
+    from graysteps.model.manifests import deployment_ref
     from graysteps.routing.operations import conforms, current_strategy
 
     strategy = current_strategy(vs)
@@ -86,7 +78,7 @@ def _status(service: "ServiceSpec", vs: dict | None, deployments: dict[tuple[str
 
 
 def _workload(deployment: dict | None) -> Workload:
-    from graysteps.steps.deploy import RolloutStatus
+    from graysteps.adapters.kube.workloads import RolloutStatus
 
     if deployment is None:
         return Workload(False)

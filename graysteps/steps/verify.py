@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 from xml.etree import ElementTree
 
-from graysteps.steps.deploy import ENVIRONMENTS, deployment_ref, read_rollout, wait_for_rollout
+from graysteps.adapters.kube.istio import read_virtual_service
+from graysteps.adapters.kube.workloads import read_rollout, wait_for_rollout
+from graysteps.model.manifests import ENVIRONMENTS, deployment_ref
 from graysteps.errors import GraystepsError, InvalidInput
 from graysteps.adapters.probe import by_profile, probe
 from graysteps.model.sequential import Decision, ShareTest
@@ -120,27 +122,9 @@ def check_rollout(api_client, spec: Any, env: str, *, timeout: float = 0.0) -> C
 # -- (b) the VirtualService --------------------------------------------------
 
 
-def read_virtual_service(api_client, spec: Any) -> dict | None:
-    import json
-
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-
-    group, version = spec.api_version.split("/", 1)
-    try:
-        response = client.CustomObjectsApi(api_client).get_namespaced_custom_object(
-            group, version, spec.vs_namespace, "virtualservices", spec.vs_name, _preload_content=False)
-    except ApiException as e:
-        if e.status == 404:
-            return None
-        raise GraystepsError(f"reading VirtualService {spec.vs_namespace}/{spec.vs_name} failed ({e.status}): "
-                             f"{e.reason}; check --kubeconfig", step=STEP) from e
-    return json.loads(response.data)
-
-
 def check_virtual_service(vs: Mapping | None, spec: Any) -> tuple[Check, Any]:
     """(check, strategy): the live VS carries a strategy and conforms to it."""
-    from graysteps.routing.operations import conforms, current_strategy
+    from graysteps.routing.operations import conforms, current_strategy, traffic_problem
 
     title = f"virtualservice {spec.vs_namespace}/{spec.vs_name} conforms to its strategy"
     if vs is None:
@@ -156,6 +140,10 @@ def check_virtual_service(vs: Mapping | None, spec: Any) -> tuple[Check, Any]:
             f" --weight {strategy.weight}" if strategy.weight is not None else "")
         return Check(title, FAILED, f"the live routes are not what strategy {label} demands (changed by hand?); "
                                     f"rerun `{again}` or inspect them with `graysteps render --from`"), strategy
+    problem = traffic_problem(vs, spec)
+    if problem:
+        return Check(title, FAILED, f"routes match strategy {label}, but {problem}; move that route after them "
+                                    "or give it a match"), strategy
     return Check(title, PASSED, f"routes match strategy {label}"), strategy
 
 
@@ -264,14 +252,14 @@ def check_probes(spec: Any, strategy: Any, settings: ProbeSettings) -> list[Chec
         headers = cookie if with_cookie else {}
         if case == GRAY_CALLER_CASE:
             if settings.gray_caller:
-                checks.append(check_fixed(spec.hosts[0], settings, case, headers, expected, via=settings.gray_caller))
+                checks.append(check_fixed(spec.served_host, settings, case, headers, expected, via=settings.gray_caller))
             else:
                 checks.append(Check(f"probe {case} -> {expected}", SKIPPED,
                                     "no --gray-caller given: requests from gray workloads were not probed"))
         elif isinstance(expected, int):
-            checks.append(check_share(spec.hosts[0], settings, expected, headers))
+            checks.append(check_share(spec.served_host, settings, expected, headers))
         else:
-            checks.append(check_fixed(spec.hosts[0], settings, case, headers, expected))
+            checks.append(check_fixed(spec.served_host, settings, case, headers, expected))
     return checks
 
 
@@ -295,7 +283,7 @@ def verify(spec: Any, *, api_client, gateway: str | None = None, envs: tuple[str
     for env in envs:
         add(check_rollout(api_client, spec, env, timeout=rollout_timeout))
     t0 = time.monotonic()
-    vs_check, strategy = check_virtual_service(read_virtual_service(api_client, spec), spec)
+    vs_check, strategy = check_virtual_service(read_virtual_service(spec, api_client=api_client), spec)
     vs_check.seconds = time.monotonic() - t0
     add(vs_check)
     if settings is None:

@@ -43,15 +43,17 @@ import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import AbstractSet, Iterator, Sequence
+from typing import AbstractSet, Iterable, Iterator, Sequence
 
 from graysteps.errors import GraystepsError, InvalidInput
 from graysteps.adapters.db import entries
 from graysteps.adapters.actor import check_actor
 from graysteps.adapters.audit.records import fit_subject, utc_now
-from graysteps.adapters.db.entries import ChunkAudit, delete_entries, insert_entries, read_all_tenant_ids
+from graysteps.adapters.db.entries import (
+    ChunkAudit, audit_each, delete_entries, insert_entries, present_among, read_all_tenant_ids,
+)
 from graysteps.adapters.db.store import Store, read_generation
-from graysteps.model.tenants import ALLOWED, is_valid_tenant_id, shown
+from graysteps.model.tenants import ALLOWED, is_valid_tenant_id, shown, validate_tenant_ids
 
 FETCH_TIMEOUT_S = 60.0
 
@@ -331,3 +333,41 @@ def summary_line(result: SyncResult) -> str:
     if result.dry_run:
         return text + " (dry run: nothing changed)"
     return text + ("" if result.changed else " (no change)")
+
+
+
+def list_tenants(store: Store) -> list[str]:
+    """Every whitelisted tenant, sorted."""
+    with store.read(snapshot=True) as conn:
+        return sorted(read_all_tenant_ids(conn))
+
+
+def add_tenants(store: Store, tenant_ids: Iterable[str], *, actor: str | None = None, reason: str | None = None) -> list[str]:
+    """Whitelist these tenants; returns the ones that were not whitelisted before (audited one by one)."""
+    ids = validate_tenant_ids(tenant_ids)
+    actor = check_actor(actor)
+    with store.write() as tx:
+        present = present_among(tx.conn, ids)
+        added = [t for t in ids if t not in present]
+        if added:
+            at = utc_now()
+            insert_entries(tx.conn, added, note=reason[:255] if reason else None, actor=actor, at=at)
+            audit_each(tx.conn, "whitelist.add", added, actor=actor, reason=reason, at=at)
+            tx.bump_generation()
+    return added
+
+
+def remove_tenants(
+    store: Store, tenant_ids: Iterable[str], *, actor: str | None = None, reason: str | None = None
+) -> list[str]:
+    """Take these tenants off the whitelist; returns the ones that were on it (audited one by one)."""
+    ids = validate_tenant_ids(tenant_ids)
+    actor = check_actor(actor)
+    with store.write() as tx:
+        present = present_among(tx.conn, ids)
+        removed = [t for t in ids if t in present]
+        if removed:
+            delete_entries(tx.conn, removed)
+            audit_each(tx.conn, "whitelist.remove", removed, actor=actor, reason=reason, at=utc_now())
+            tx.bump_generation()
+    return removed

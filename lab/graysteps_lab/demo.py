@@ -151,7 +151,7 @@ class Demo:
         self.out = out
         self.catalog = load_catalog(state["catalog"])
         self.spec = self.catalog.service(SERVICE)
-        self.host = self.spec.hosts[0]
+        self.host = self.spec.served_host  # the name Istio serves it under at the gateway
         self.cookies: dict[str, str] = {}
         self.steps: list[DemoStep] = []
         self.progressive: dict = {}
@@ -370,9 +370,9 @@ def reset_to_prod(state: dict) -> None:
     """A reused sandbox starts like a fresh one: every service on prod, no demo tenant whitelisted."""
     from graysteps.model.catalog import load_catalog
     from graysteps.adapters.kube.client import api_client
-    from graysteps.adapters.kube.istio import route
+    from graysteps.steps.route import route
     from graysteps.model.strategy import parse_strategy
-    from graysteps.adapters.db.entries import remove_tenants
+    from graysteps.steps.whitelist import remove_tenants
     from graysteps.adapters.db.store import open_store
 
     catalog = load_catalog(state["catalog"])

@@ -1,4 +1,5 @@
-"""Pre-flight traffic preview of a release plan: no cluster, a real Envoy.
+"""Pre-flight traffic preview of a release plan: no cluster of yours; a throwaway
+lab apiserver and istiod, and real Envoys.
 
     result = preview_plan(plan, catalog, tenants=["acme"], workdir=tmp)
     print("\\n".join(result.lines()))
@@ -6,11 +7,11 @@
 The plan's VirtualServices are rendered exactly as `graysteps release` would
 write them (`apply_strategy` on the catalog's base VirtualService; services the
 plan does not name are shown on prod, as `rollback` leaves them). They are
-loaded into a real Envoy through the same translator the sandbox uses, with an
-ingress listener (users) and one outbound listener per caller profile (a
-workload labelled `profile: prod|gray`, for `sourceLabels`), and a backend for
-every service × profile; each service calls the next one in catalog order
-(test-a → test-b), forwarding the cookie unless told not to.
+written to a throwaway apiserver (so Istio's validation sees them) and served
+by istiod to a gateway Envoy (users) and one sidecar Envoy per caller profile
+(a workload labelled `profile: prod|gray`, for `sourceLabels`), in front of a
+backend for every service × profile; each service calls the next one in
+catalog order (test-a → test-b), forwarding the cookie unless told not to.
 
 Then requests are sent for each kind of caller, and each answer names the
 profile that served every hop:
@@ -59,7 +60,7 @@ class PreviewResult:
     def lines(self) -> list[str]:
         out = [f"plan {self.plan}" + (f": {self.description}" if self.description else ""),
                "  " + ", ".join(f"{s}: {label}" for s, label in self.strategies.items()),
-               f"  in a real Envoy, no cluster; {self.requests} requests per row; services "
+               f"  through istiod and real Envoys, no cluster of yours; {self.requests} requests per row; services "
                + ("forward" if self.forward_cookie else "do NOT forward") + " the cookie downstream",
                ""]
         width = max((len(self.caller_label(r)) for r in self.rows), default=0)
@@ -113,18 +114,17 @@ def plan_virtual_services(plan: Any, catalog: Any) -> tuple[list[dict], dict[str
 
 def preview_plan(plan: Any, catalog: Any, *, tenants: list[str] = (), requests: int = DEFAULT_REQUESTS,
                  forward_cookie: bool = True, workdir: str | Path | None = None) -> PreviewResult:
-    from graysteps_lab.envoy_config import destination_key
     from graysteps.adapters.probe import by_path
     from graysteps_lab.sandbox.supervisor import default_calls
+    from graysteps_lab.world.istiod import istio_lab
     from graysteps_lab.world.mesh import LocalMesh
 
     names = catalog.names()
     vss, labels = plan_virtual_services(plan, catalog)
     calls = default_calls(names)
 
-    def endpoint_key(service: str, profile: str) -> str:
-        spec = catalog.service(service)
-        return destination_key(spec.destination(profile), spec.vs_namespace)
+    def destination(service: str, profile: str) -> dict:
+        return catalog.service(service).destination(profile)
 
     entry = catalog.service(names[0])
     gray_cookie = f"{entry.cookie_name}={entry.cookie_value}"
@@ -132,12 +132,14 @@ def preview_plan(plan: Any, catalog: Any, *, tenants: list[str] = (), requests: 
     users = [(f"tenant {t} (whitelisted)", gray_cookie) for t in tenants] or [("a whitelisted tenant", gray_cookie)]
     users.append(("another tenant", other_cookie))
     result = PreviewResult(plan.name, plan.description, labels, forward_cookie, requests, virtual_services=vss)
-    with tempfile.TemporaryDirectory(prefix="graysteps-preview-") as tmp:
-        mesh = LocalMesh(calls, vss, Path(workdir or tmp), endpoint_key=endpoint_key, forward_cookie=forward_cookie)
+    with tempfile.TemporaryDirectory(prefix="graysteps-preview-") as tmp, \
+            istio_lab(Path(workdir or tmp) / "lab") as (kube, istiod):
+        mesh = LocalMesh(calls, vss, Path(workdir or tmp) / "mesh", kube=kube, istiod=istiod, destination=destination,
+                         forward_cookie=forward_cookie)
         with mesh:
             def send(caller: str, service: str, listener: str, headers: dict) -> None:
-                counts: Counter = mesh.probe(catalog.service(service).hosts[0], requests, headers, listener=listener,
-                                             key=by_path)
+                counts: Counter = mesh.probe(catalog.service(service).served_host, requests, headers,
+                                             listener=listener, key=by_path)
                 result.rows.append(PreviewRow(caller, service, listener, dict(counts)))
 
             for caller, cookie in users:

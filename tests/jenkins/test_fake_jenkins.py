@@ -2,7 +2,7 @@
 
 import requests
 
-from tests.jenkins.conftest import TOKEN, USER
+from tests.fixtures.jenkins import TOKEN, USER
 
 
 def test_anonymous_is_refused_but_still_told_the_jenkins_version(fake_jenkins):

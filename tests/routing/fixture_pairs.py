@@ -3,13 +3,19 @@ fixtures/ holds `strategy.yaml` (service, strategy, weight, catalog), an
 optional `before.yaml` (the live VirtualService; absent = none yet) and
 `after.yaml` (what graysteps must make of it).
 
+Every after.yaml starts with a comment saying what must hold in it, written by
+the person who reviewed it; the test refuses a fixture without one.
+
 `python -m tests.routing.fixture_pairs NEW_CASE` writes a missing after.yaml
 from the current code, for a human to review before it is committed; it never
-overwrites an existing one.
+overwrites an existing one. `--regenerate [CASE...]` rewrites existing ones
+(all, or the named cases): it prints the diff of each file it changes and keeps
+its leading comment, which the reviewer must then check still holds.
 """
 
 from __future__ import annotations
 
+import difflib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,16 +69,49 @@ def dump(obj: dict) -> str:
     return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False)
 
 
-def _write_missing(names: list[str]) -> None:
+def without_graysteps_marks(vs: dict) -> dict:
+    """`vs` without graysteps' own labels and annotations (what rollback may leave different)."""
+    import copy
+
+    vs = copy.deepcopy(vs)
+    md = vs["metadata"]
+    for part in ("labels", "annotations"):
+        kept = {k: v for k, v in (md.get(part) or {}).items() if not k.startswith("graysteps.io/")}
+        if kept:
+            md[part] = kept
+        else:
+            md.pop(part, None)
+    return vs
+
+
+def review_comment(text: str) -> str:
+    """The leading `#` lines of a fixture file: what its reviewer says must hold."""
+    lines = []
+    for line in text.splitlines(keepends=True):
+        if not line.startswith("#"):
+            break
+        lines.append(line)
+    return "".join(lines)
+
+
+def _write(names: list[str], regenerate: bool) -> None:
     from graysteps.routing.operations import apply_strategy
 
     for case in cases():
         target = case.path / "after.yaml"
-        if (names and case.name not in names) or target.exists():
+        if (names and case.name not in names) or (target.exists() and not regenerate):
             continue
-        target.write_text(dump(apply_strategy(case.before(), case.service(), case.strategy())))
-        print(f"wrote {target}: REVIEW IT")
+        old = target.read_text() if target.exists() else ""
+        comment = review_comment(old) or "# REVIEW: say here what must hold in this file, then delete this line\n"
+        new = comment + dump(apply_strategy(case.before(), case.service(), case.strategy()))
+        if new == old:
+            continue
+        sys.stdout.writelines(difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+                                                   f"{target} (committed)", f"{target} (current code)"))
+        target.write_text(new)
+        print(f"wrote {target}: REVIEW IT (and its comment)")
 
 
 if __name__ == "__main__":
-    _write_missing(sys.argv[1:])
+    args = sys.argv[1:]
+    _write([a for a in args if a != "--regenerate"], "--regenerate" in args)

@@ -8,7 +8,7 @@ import pytest
 
 from graysteps.routing.operations import apply_strategy, conforms, current_strategy, is_graysteps_route
 from graysteps.model.strategy import parse_strategy
-from tests.routing.fixture_pairs import cases, dump
+from tests.routing.fixture_pairs import cases, dump, review_comment
 
 CASES = cases()
 ROLLBACK = parse_strategy("rollback")
@@ -21,6 +21,13 @@ def test_there_is_a_fixture_pair_for_every_strategy_layout_and_api_version():
     versions = {c.after()["apiVersion"] for c in CASES}
     assert versions == {"networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3"}
     assert all((c.path / "after.yaml").exists() for c in CASES), "run python -m tests.routing.fixture_pairs and review"
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_every_golden_file_says_what_its_reviewer_checked_must_hold(case):
+    comment = review_comment((case.path / "after.yaml").read_text())
+    assert comment.startswith("# MUST HOLD: "), f"{case.name}/after.yaml: start it with '# MUST HOLD: ...' (reviewed by a person)"
+    assert "REVIEW:" not in comment, f"{case.name}/after.yaml was regenerated and not reviewed yet"
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)

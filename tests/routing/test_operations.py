@@ -12,6 +12,7 @@ import yaml
 from graysteps.model.catalog import load_catalog
 from graysteps.errors import GraystepsError, InvalidInput
 from graysteps.routing.operations import (
+    ORIGINAL_ROUTES_ANNOTATION,
     STRATEGY_ANNOTATION,
     apply_strategy,
     conforms,
@@ -68,8 +69,17 @@ def test_routes_to_other_services_and_opted_out_routes_stay_exactly_as_they_were
     spec = dataclasses.replace(TEST_A, opt_out_routes=("maintenance",))
     after = apply_strategy(RICH, spec, strategy)
     by_name = {r.get("name"): r for r in after["spec"]["http"]}
-    for name in ("reports", "split-with-other", "maintenance"):
+    for name in ("reports", "maintenance"):
         assert by_name[name] == next(r for r in RICH["spec"]["http"] if r["name"] == name)
+
+
+@pytest.mark.parametrize("strategy", every_strategy(), ids=lambda s: s.label)
+def test_in_a_mixed_route_another_service_keeps_its_place_and_weight_and_weights_still_add_to_100(strategy):
+    after = apply_strategy(RICH, TEST_A, strategy)
+    for route in after["spec"]["http"]:
+        if route["name"].endswith("split-with-other"):
+            assert route["route"][-1] == {"destination": {"host": "legacy.prod.svc.cluster.local"}, "weight": 10}
+            assert sum(d["weight"] for d in route["route"]) == 100
 
 
 @pytest.mark.parametrize("strategy", every_strategy(), ids=lambda s: s.label)
@@ -89,7 +99,7 @@ def test_metadata_stays_except_graysteps_own_label_and_annotation(strategy):
         for key, value in RICH["metadata"][part].items():
             assert after["metadata"][part][key] == value
     ours = {k for part in ("labels", "annotations") for k in after["metadata"][part] if k.startswith("graysteps.io/")}
-    assert ours == {"graysteps.io/managed-by", "graysteps.io/service", STRATEGY_ANNOTATION}
+    assert ours == {"graysteps.io/managed-by", "graysteps.io/service", STRATEGY_ANNOTATION, ORIGINAL_ROUTES_ANNOTATION}
     assert {k: v for k, v in after.items() if k not in ("metadata", "spec")} == {
         k: v for k, v in RICH.items() if k not in ("metadata", "spec")}
     assert {k: v for k, v in after["spec"].items() if k != "http"} == {k: v for k, v in RICH["spec"].items() if k != "http"}
@@ -108,7 +118,7 @@ def test_whitelist_sends_gray_cookies_to_gray_on_every_path():
 
 def test_a_weight_is_the_same_split_on_every_path():
     after = apply_strategy(RICH, TEST_A, parse_strategy("weight", "35"))
-    splits = {r["name"]: [(d["destination"]["host"].split(".")[1], d["weight"]) for d in r["route"]]
+    splits = {r["name"]: [("gray" if ".gray" in d["destination"]["host"] else "prod", d["weight"]) for d in r["route"]]
               for r in after["spec"]["http"] if r["name"] in ("api", "chaos", "default", "maintenance")}
     assert set(map(tuple, splits.values())) == {(("gray", 35), ("prod", 65))}
 

@@ -3,9 +3,11 @@
 # pilot-discovery (istiod) and istioctl (for `istioctl analyze`).
 #
 # istio.io/istio has no replace lines, so `go install pkg@version` works. It
-# publishes only pseudo-versions; ISTIO_VERSION below is a commit on the
-# release-1.30 branch (it requires istio.io/api v1.30.4-0.20260824163423-…),
-# matching the 1.30.3 CRDs the lab installs.
+# publishes only pseudo-versions; ISTIO_VERSION below is a commit of master
+# after the 1.31 branch cut (1.31-dev; the release-1.30 commits' dependencies
+# are not all served by the module proxy). It requires istio.io/api
+# v1.31.0-rc.0.0.20260824154656-b943409680a7, and the lab installs the CRDs of
+# exactly that istio.io/api version (graysteps_lab.world.kube.ISTIO_API_MODULE).
 #
 # Cached outside the repo, keyed by version:
 #   ${GRAYSTEPS_CACHE:-~/.cache/graysteps}/testenv/istio-<version>/

@@ -6,7 +6,7 @@ Two rows per real (not dry) run of `graysteps release`:
 - `release.finished`, with the result (`succeeded`, `failed-restored`,
   `failed-partially-applied`, ...) as the reason and the whole per-service
   report as the detail.
-The subject is `plan <name>`, the actor whoever ran it (see graysteps/actor.py).
+The subject is `plan <name>`, the actor whoever ran it (graysteps.adapters.actor).
 
 One row per real run of `graysteps rollback` when an audit database is
 configured (`--db`, $GRAYSTEPS_DB; the Jenkins step binds one), written AFTER
@@ -24,8 +24,6 @@ from typing import TYPE_CHECKING, Any, Iterator
 from graysteps.errors import GraystepsError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from graysteps.steps.rollback import FleetRollbackResult
-    from graysteps.steps.release import Plan, PlanResult
     from graysteps.adapters.audit.records import AuditRecord
 
 STARTED = "release.started"
@@ -33,8 +31,8 @@ FINISHED = "release.finished"
 ROLLBACK = "rollback"
 
 
-def _subject(plan: "Plan") -> str:
-    return f"plan {plan.name}"
+def _subject(plan_name: str) -> str:
+    return f"plan {plan_name}"
 
 
 @contextmanager
@@ -63,42 +61,29 @@ def _write(db_url: str | None, step: str = "release", **row: Any) -> dict:
         return record_audit(store, **row)
 
 
-def record_plan_start(plan: "Plan", *, actor: str, db_url: str | None = None) -> "AuditRecord | None":
-    """Record that `actor` starts applying `plan`.
+def record_plan_start(plan_name: str, *, description: str, detail: dict, actor: str,
+                      db_url: str | None = None) -> "AuditRecord | None":
+    """Record that `actor` starts applying plan `plan_name` (`detail`: file, digest, services).
 
     Returns the plan's previous `release.started` row when no `release.finished`
     followed it (that run was killed, or is still running), else None.
     """
     from graysteps.adapters.audit.records import read_audit, record_audit
 
-    detail = {"file": plan.path, "sha256": plan.sha256, "services": plan.summary()}
     with _audit_store(db_url, STARTED, "release") as store:
-        last = read_audit(store, subject=_subject(plan), action_prefix="release.", limit=1)
-        record_audit(store, action=STARTED, subject=_subject(plan), actor=actor, reason=plan.description or None,
+        last = read_audit(store, subject=_subject(plan_name), action_prefix="release.", limit=1)
+        record_audit(store, action=STARTED, subject=_subject(plan_name), actor=actor, reason=description or None,
                      detail=detail)
     return last[0] if last and last[0].action == STARTED else None
 
 
-def record_plan_run(result: "PlanResult", *, db_url: str | None = None) -> dict:
-    """Record how a plan run ended (who, when, what, result); returns the row written."""
-    return _write(
-        db_url,
-        action=FINISHED,
-        subject=_subject(result.plan),
-        actor=result.actor,
-        reason=result.result,
-        detail=result.to_dict(),
-    )
+def record_plan_run(plan_name: str, *, outcome: str, detail: dict, actor: str, db_url: str | None = None) -> dict:
+    """Record how a plan run ended (`outcome`: succeeded, failed-restored, …; `detail`: the
+    per-service report); returns the row written."""
+    return _write(db_url, action=FINISHED, subject=_subject(plan_name), actor=actor, reason=outcome, detail=detail)
 
 
-def record_rollback(result: "FleetRollbackResult", *, selection: str, actor: str, db_url: str) -> dict:
+def record_rollback(*, selection: str, ok: bool, detail: dict, actor: str, db_url: str) -> dict:
     """Record a fleet rollback; `selection` is what was asked: "--all", or the service names."""
-    return _write(
-        db_url,
-        step="rollback",
-        action=ROLLBACK,
-        subject=f"rollback {selection}",
-        actor=actor,
-        reason="succeeded" if result.ok else "failed",
-        detail=result.to_dict(),
-    )
+    return _write(db_url, step="rollback", action=ROLLBACK, subject=f"rollback {selection}", actor=actor,
+                  reason="succeeded" if ok else "failed", detail=detail)

@@ -25,11 +25,8 @@ from typing import Callable, Iterable, Iterator, Sequence
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.engine import Connection
 
-from graysteps.adapters.actor import check_actor
-from graysteps.adapters.audit.records import audit_row, utc_now
+from graysteps.adapters.audit.records import audit_row
 from graysteps.adapters.db.models import WHITELIST_TABLE, AuditEntry, WhitelistEntry, timestamp_type
-from graysteps.adapters.db.store import Store
-from graysteps.model.tenants import validate_tenant_ids
 
 CHUNK = 50_000
 READ_PAGE = 100_000
@@ -159,43 +156,12 @@ def is_whitelisted(conn: Connection, tenant_id: str) -> bool:
     return conn.execute(select(WhitelistEntry.tenant_id).where(WhitelistEntry.tenant_id == tenant_id)).first() is not None
 
 
-def list_tenants(store: Store) -> list[str]:
-    """Every whitelisted tenant, sorted."""
-    with store.read(snapshot=True) as conn:
-        return sorted(read_all_tenant_ids(conn))
 
 
-def add_tenants(store: Store, tenant_ids: Iterable[str], *, actor: str | None = None, reason: str | None = None) -> list[str]:
-    """Whitelist these tenants; returns the ones that were not whitelisted before (audited one by one)."""
-    ids = validate_tenant_ids(tenant_ids)
-    actor = check_actor(actor)
-    with store.write() as tx:
-        present = present_among(tx.conn, ids)
-        added = [t for t in ids if t not in present]
-        if added:
-            at = utc_now()
-            insert_entries(tx.conn, added, note=reason[:255] if reason else None, actor=actor, at=at)
-            _audit_each(tx.conn, "whitelist.add", added, actor=actor, reason=reason, at=at)
-            tx.bump_generation()
-    return added
 
 
-def remove_tenants(
-    store: Store, tenant_ids: Iterable[str], *, actor: str | None = None, reason: str | None = None
-) -> list[str]:
-    """Take these tenants off the whitelist; returns the ones that were on it (audited one by one)."""
-    ids = validate_tenant_ids(tenant_ids)
-    actor = check_actor(actor)
-    with store.write() as tx:
-        present = present_among(tx.conn, ids)
-        removed = [t for t in ids if t in present]
-        if removed:
-            delete_entries(tx.conn, removed)
-            _audit_each(tx.conn, "whitelist.remove", removed, actor=actor, reason=reason, at=utc_now())
-            tx.bump_generation()
-    return removed
 
 
-def _audit_each(conn: Connection, action: str, ids: Sequence[str], *, actor: str, reason: str | None, at: datetime) -> None:
+def audit_each(conn: Connection, action: str, ids: Sequence[str], *, actor: str, reason: str | None, at: datetime) -> None:
     rows = [audit_row(actor=actor, action=action, subject=t, reason=reason, detail=None, at=at) for t in ids]
     conn.execute(AuditEntry.__table__.insert(), rows)

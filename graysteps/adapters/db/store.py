@@ -1,7 +1,7 @@
 """How to open the whitelist database, and the writers' lock.
 
 Which database: `--db URL`, else `$GRAYSTEPS_DB`, else the SQLite file
-`${XDG_DATA_HOME:-~/.local/share}/graysteps/whitelist.db` (db_url.py).
+`${XDG_DATA_HOME:-~/.local/share}/graysteps/whitelist.db` (url.py).
 URLs are SQLAlchemy URLs:
   sqlite:////var/lib/graysteps/whitelist.db
   mysql+pymysql://user:password@db.example:3306/graysteps?charset=utf8mb4

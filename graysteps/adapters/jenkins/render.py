@@ -208,7 +208,7 @@ def render_job_xml(job: JobSpec, source: Source) -> str:
     root = ET.Element("flow-definition")
     _text(root, "actions")
     _text(root, "description", f"{job.description}\nManaged by `graysteps jobs sync`: edit {job.jenkinsfile}, "
-                               "graysteps/jenkins_jobs.py or the catalog, not this page.")
+                               "graysteps/adapters/jenkins/render.py or the catalog, not this page.")
     _text(root, "keepDependencies", "false")
     properties = _text(root, "properties")
     definitions = _text(_text(properties, "hudson.model.ParametersDefinitionProperty"), "parameterDefinitions")

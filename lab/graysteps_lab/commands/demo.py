@@ -1,4 +1,4 @@
-"""`graysteps demo`: the main job in a local sandbox, end to end (see graysteps/demo.py)."""
+"""`graysteps demo`: the main job in a local sandbox, end to end (see lab/graysteps_lab/demo.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """`graysteps preview --plan FILE [--tenants a,b]`: where each hop of each kind of request
-would land under a release plan, shown by a real Envoy before anything touches a cluster."""
+would land under a release plan, shown by real Envoys that a throwaway istiod configures,
+before anything touches a cluster."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import argparse
 from graysteps.commands._cluster_options import add_catalog_argument
 
 NAME = "preview"
-HELP = "show where requests would land under a release plan, in a local real Envoy (no cluster)"
+HELP = "show where requests would land under a release plan, through a local istiod and real Envoys (no cluster)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
     from graysteps.model.catalog import load_catalog
     from graysteps.errors import InvalidInput
-    from graysteps.steps.release import load_plan
+    from graysteps.model.plan import load_plan
     from graysteps_lab.preview import STEP, parse_tenants, preview_plan
 
     if not 1 <= args.requests <= 100_000:

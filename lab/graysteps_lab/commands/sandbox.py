@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 NAME = "sandbox"
-HELP = "a local sandbox mesh (apiserver, Envoy driven live by VirtualServices, backends, cookie service)"
+HELP = "a local sandbox mesh (apiserver, istiod, Envoys driven live by VirtualServices, backends, cookie service)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,10 +6,10 @@ that runs, under one state directory:
 - the real etcd + kube-apiserver of the test world (Istio CRDs installed), and
   optionally kube-controller-manager + kube-scheduler + kwok so Deployments
   really roll out;
-- one Envoy with an ingress listener and one outbound listener per profile,
-  whose routes come from the VirtualServices in the apiserver: a watch
-  (`graysteps_lab.sandbox.vs_watch`) translates them and rewrites Envoy's files,
-  which Envoy reloads without a restart;
+- istiod (its validating webhook registered in the apiserver), a gateway
+  Envoy and one sidecar Envoy per caller profile, all configured by istiod
+  from the VirtualServices in the apiserver, live; a watch
+  (`graysteps_lab.sandbox.vs_watch`) records when each change is served;
 - HTTP backends for every catalog service × profile (test-a calls test-b);
 - the SQLite whitelist and the cookie service (`graysteps serve-cookie`).
 

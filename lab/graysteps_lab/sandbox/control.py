@@ -212,7 +212,7 @@ def _health(c: dict, state: dict) -> tuple[bool, str]:
         if name == "etcd":
             health = json.loads(_get(c["health"])).get("health")
             return health == "true", f"/health: {health}"
-        if name == "envoy":
+        if name == "envoy" or name.startswith("envoy "):
             body = _get(c["health"]).strip()
             ports = ", ".join(f"{k}:{v}" for k, v in (c.get("listeners") or {}).items())
             return body == "LIVE", f"{body}; listeners {ports}"
@@ -228,10 +228,11 @@ def _health(c: dict, state: dict) -> tuple[bool, str]:
                 return False, "nothing applied yet"
             sync = state.get("route_sync") or {}
             if sync and not sync.get("watching"):
-                return False, f"not watching the apiserver ({sync.get('last_error') or 'starting'}); Envoy keeps the last routes"
+                return False, (f"not watching the apiserver ({sync.get('last_error') or 'starting'}); "
+                               "istiod and Envoy keep the last routes")
             age = time.time() - routes.get("applied_at", 0)
             rejected = routes.get("rejected") or {}
-            detail = (f"{len(routes.get('virtual_services', {}))} VirtualService(s) live in Envoy, last change "
+            detail = (f"{len(routes.get('virtual_services', {}))} VirtualService(s) served by every Envoy, last change "
                       f"{routes.get('ms_from_event')} ms after its event, {age:.0f}s ago")
             if rejected:
                 detail += f"; LEFT OUT: {', '.join(f'{k} ({v})' for k, v in rejected.items())}"

@@ -129,10 +129,10 @@ def render_html(result: Any, chart_note: str = "") -> str:
         f"<p class='{'ok' if result.ok else 'bad'}'><b>{'every step passed' if result.ok else 'a step FAILED'}</b>"
         f" in {result.seconds:.0f}s. Sandbox <code>{e(result.sandbox)}</code>, ingress <code>{e(result.ingress)}</code>,"
         f" cookie service <code>{e(result.cookie_service)}</code>.</p>",
-        "<p>Routing changes are written to the real kube-apiserver; the sandbox watches the VirtualServices and "
-        "rewrites its Envoy's files, which Envoy reloads without a restart. After each step, requests are sent as "
+        "<p>Routing changes are written to the real kube-apiserver; istiod watches the VirtualServices and "
+        "pushes them to the gateway Envoy and the sidecars over xDS, without a restart. After each step, requests are sent as "
         "each kind of user and every hop (test-a, then test-b) names the profile that served it.</p>",
-        f"<p>Each routing change reached Envoy <b>{result.median_watch_ms} ms</b> (median) after its watch event; "
+        f"<p>Each routing change was served by every Envoy <b>{result.median_watch_ms} ms</b> (median) after its watch event; "
         f"Envoy's pid was {' then '.join(str(p) for p in result.envoy_pids)}"
         f" ({'never restarted' if len(set(result.envoy_pids)) == 1 else 'RESTARTED'}).</p>",
     ]
@@ -174,5 +174,5 @@ def live_note(step: Any) -> str:
     """How fast the step's VirtualService change reached Envoy."""
     when = ("already live when the command returned" if step.live_ms < 1
             else f"live {step.live_ms:.0f} ms after the command returned")
-    return (f"{when}: watch event -> Envoy serving the new routes took {step.watch_ms} ms (file rewrite, "
+    return (f"{when}: watch event -> every Envoy serving the new routes took {step.watch_ms} ms (istiod's push, "
             "no Envoy restart)")

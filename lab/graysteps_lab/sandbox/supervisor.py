@@ -2,7 +2,7 @@
 
     python -m graysteps_lab.sandbox.supervisor --dir D --catalog FILE [--no-workloads]
 
-It starts every component (see graysteps/sandbox/__init__.py), records each
+It starts every component (see graysteps_lab/sandbox/__init__.py), records each
 one in D/state.json, writes D/supervisor.pid, and runs until SIGTERM/SIGINT
 (`graysteps sandbox down`); then it stops everything in reverse order and
 removes the pid file last.
@@ -104,8 +104,9 @@ class Supervisor:
         api = stack.enter_context(kube.api_client())
         if self.workloads:
             self.start_workloads(stack, kube)
+        istiod = self.start_istiod(stack, kube)
         self.seed_cluster(api, catalog)
-        mesh = self.start_mesh(stack, catalog)
+        mesh = self.start_mesh(stack, catalog, kube, istiod)
         self.start_route_sync(stack, api, mesh)
         self.start_prometheus(stack, mesh)
         self.start_cookie_service(stack, db_url)
@@ -150,6 +151,20 @@ class Supervisor:
                        pki=str(kube.pki_dir))
         return kube
 
+    def start_istiod(self, stack: ExitStack, kube):
+        from graysteps_lab.world.istiod import Istiod
+
+        self.step("starting istiod (pilot-discovery) and registering its validating webhook "
+                  "(a first run builds it from the Go module proxy: about 10 minutes on 2 cores)")
+        istiod = stack.enter_context(Istiod(kube, self.sandbox.path / "istiod"))
+        stack.callback(log, "stopping istiod")
+        istiod.register_validation()
+        self.component("istiod", pid=istiod._process.proc.pid, port=istiod.http_port, url=istiod.debug_url,
+                       health=istiod.debug_url + "/ready", log=str(istiod.log_path), xds_port=istiod.xds_port,
+                       webhook_port=istiod.webhook_port)
+        self.save(istiod=istiod.debug_url)
+        return istiod
+
     def start_workloads(self, stack: ExitStack, kube) -> None:
         from graysteps_lab.world.workloads import Workloads
 
@@ -160,10 +175,22 @@ class Supervisor:
             self.component(process.name, pid=process.proc.pid, log=str(process.log_path))
 
     def seed_cluster(self, api, catalog) -> None:
-        """Namespaces, prod Deployments (with workloads) and an all-prod VirtualService per service."""
-        from graysteps.steps.deploy import deploy, ensure_namespace, render_manifests
-        from graysteps.adapters.kube.istio import route
+        """Namespaces, prod Deployments (with workloads) and an all-prod VirtualService per
+        service, bound to the sandbox's gateway and to the sidecars, as a user's would be."""
+        from graysteps.adapters.kube.istio import update_virtual_service
+        from graysteps.adapters.kube.workloads import ensure_namespace
+        from graysteps.model.manifests import render_manifests
+        from graysteps.steps.deploy import deploy
+        from graysteps.steps.route import route
         from graysteps.model.strategy import parse_strategy
+        from graysteps.routing.operations import new_virtual_service
+        from graysteps_lab.world.istiod import NAMESPACE as ISTIO_NAMESPACE
+        from graysteps_lab.world.mesh import GATEWAY_NAME
+
+        def bound(current):
+            vs = current or new_virtual_service(spec)
+            vs["spec"].setdefault("gateways", [f"{ISTIO_NAMESPACE}/{GATEWAY_NAME}", "mesh"])
+            return vs
 
         specs = [catalog.service(n) for n in catalog.names()]
         for ns in sorted({ns for s in specs for ns in s.namespaces.values()}):
@@ -174,37 +201,39 @@ class Supervisor:
                 deploy(render_manifests(spec, "prod", image_for(spec.name, PROD_IMAGE_TAG)), api_client=api,
                        wait=True, timeout=120)
         for spec in specs:
+            update_virtual_service(spec, bound, api_client=api)
             result = route(spec, parse_strategy("rollback"), api_client=api)
             self.step(f"VirtualService {spec.vs_namespace}/{spec.vs_name}: all traffic to prod"
                       + ("" if result.changed else " (already)"))
 
-    def start_mesh(self, stack: ExitStack, catalog):
-        from graysteps_lab.envoy_config import destination_key
+    def start_mesh(self, stack: ExitStack, catalog, kube, istiod):
         from graysteps_lab.world.mesh import LocalMesh
 
         names = catalog.names()
         calls = default_calls(names)
 
-        def endpoint_key(service: str, profile: str) -> str:
-            spec = catalog.service(service)
-            return destination_key(spec.destination(profile), spec.vs_namespace)
+        def destination(service: str, profile: str) -> dict:
+            return catalog.service(service).destination(profile)
 
         self.step("starting backends (" + ", ".join(f"{n} -> {', '.join(c)}" if c else n for n, c in calls.items())
-                  + ") and Envoy")
-        mesh = LocalMesh(calls, [], self.sandbox.path / "envoy", endpoint_key=endpoint_key)
+                  + "), the gateway Envoy and a sidecar Envoy per profile, all configured by istiod")
+        mesh = LocalMesh(calls, [], self.sandbox.path / "envoy", kube=kube, istiod=istiod, destination=destination)
         stack.enter_context(mesh)
-        stack.callback(log, "stopping Envoy and the backends")
-        envoy = mesh.envoy
-        self.component("envoy", pid=envoy.pid, port=envoy.admin_port, url=f"http://127.0.0.1:{envoy.admin_port}",
-                       health=f"http://127.0.0.1:{envoy.admin_port}/ready", log=str(envoy.log_path),
-                       listeners={l.name: l.port for l in mesh.listeners})
+        stack.callback(log, "stopping the Envoys and the backends")
+        for key, envoy in mesh.envoys.items():
+            listener = mesh.listener(key)
+            name = "envoy" if key == "ingress" else f"envoy {key}"
+            self.component(name, pid=envoy.pid, port=envoy.admin_port, url=f"http://127.0.0.1:{envoy.admin_port}",
+                           health=f"http://127.0.0.1:{envoy.admin_port}/ready", log=str(envoy.log_path),
+                           listeners={key: f"{listener.address}:{listener.port}"})
         for (service, profile), backend in mesh.backends.items():
-            self.component(f"backend {service}/{profile}", pid=os.getpid(), port=backend.port,
-                           url=f"http://127.0.0.1:{backend.port}", health=f"http://127.0.0.1:{backend.port}/",
-                           service=service, profile=profile, endpoint=endpoint_key(service, profile),
+            host, port = backend.address
+            self.component(f"backend {service}/{profile}", pid=os.getpid(), port=port,
+                           url=f"http://{host}:{port}", health=f"http://{host}:{port}/",
+                           service=service, profile=profile, endpoint=destination(service, profile)["host"],
                            calls=calls.get(service, []))
-        self.save(ingress=mesh.url("ingress"), listeners={l.name: l.port for l in mesh.listeners},
-                  hosts={n: catalog.service(n).hosts[0] for n in names})
+        self.save(ingress=mesh.url("ingress"), listeners={l.name: f"{l.address}:{l.port}" for l in mesh.listeners},
+                  hosts={n: catalog.service(n).served_host for n in names})
         return mesh
 
     def start_route_sync(self, stack: ExitStack, api, mesh) -> None:
@@ -217,13 +246,13 @@ class Supervisor:
                               "ms_in_envoy": round(routes.seconds_in_envoy * 1000, 1),
                               "applies": sync.status.applied, "events": sync.status.events})
 
-        self.step("watching VirtualServices: every change is written to Envoy's files, reloaded live")
+        self.step("watching VirtualServices: recording when istiod serves each change to every Envoy")
         sync = self.sync = RouteSync(api, mesh, on_applied=applied, log=log).start()
         stack.callback(sync.stop)
         stack.callback(log, "stopping the VirtualService watch")
         sync.wait_synced()
         self.component("route-sync", pid=os.getpid(), kind="thread",
-                       what="watch VirtualServices -> translate -> atomic rename of Envoy's RDS/LDS/CDS files")
+                       what="watch VirtualServices -> wait until istiod's sync status shows every Envoy serving them")
 
     def start_prometheus(self, stack: ExitStack, mesh) -> None:
         """A real Prometheus scraping the Envoy every second: what `graysteps progress` analyses."""

@@ -1,20 +1,21 @@
-"""Keep a running Envoy's routes equal to the VirtualServices in the apiserver.
+"""Follow the VirtualServices in the apiserver until istiod serves them to the mesh's Envoys.
 
-`RouteSync(api_client, mesh)` runs two threads:
+istiod itself watches the apiserver and configures every Envoy; this module
+only knows, and records, which VirtualServices the Envoys serve now and how
+long each change took. `RouteSync(api_client, mesh)` runs two threads:
 
 - the watcher lists every VirtualService (cluster-wide, through the storage
   version networking.istio.io/v1, which serves objects created as v1alpha3 or
   v1beta1 too), then follows a watch from that list's resourceVersion. An
   expired watch (410 Gone), a closed stream or an unreachable apiserver lead
   to a fresh list, so no change is ever lost;
-- the applier takes the latest set of objects (bursts of events coalesce),
-  translates them with `graysteps_lab.envoy_config` and has the mesh write Envoy's
-  RDS/LDS/CDS files by atomic rename (`LocalMesh.update`), which returns once
-  Envoy serves the new routes. Envoy is never restarted.
+- the applier takes the latest set of objects (bursts of events coalesce)
+  and waits until istiod holds them and every Envoy acknowledged a push
+  newer than the one istiod had sent when the first event of the set arrived
+  (`LocalMesh.wait_served`). Envoy is never restarted.
 
-A VirtualService the translator refuses (an unsupported field, a destination
-with no backend) is left out and reported in `.rejected`; the others still
-apply. Each applied set is passed to `on_applied(AppliedRoutes)`.
+A VirtualService Istio refuses never gets there: istiod's validating webhook
+refuses it at write time. Each served set is passed to `on_applied(AppliedRoutes)`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from graysteps_lab.envoy_config import translate
+from graysteps.adapters.istiod import ConfigChange
 from graysteps.errors import GraystepsError
 
 GROUP, VERSION, PLURAL = "networking.istio.io", "v1", "virtualservices"
@@ -48,10 +49,10 @@ class AppliedRoutes:
     """One set of VirtualServices that Envoy now routes by."""
 
     virtual_services: dict[str, str]  # "ns/name" -> resourceVersion
-    rejected: dict[str, str]  # "ns/name" -> why the translator refused it
-    applied_at: float  # time.time() when Envoy served it
-    seconds_from_event: float  # from the watch event that made it to Envoy serving it
-    seconds_in_envoy: float  # from writing the files to Envoy serving them
+    rejected: dict[str, str]  # always empty: Istio's webhook refuses what it cannot serve at write time
+    applied_at: float  # time.time() when the Envoys served it
+    seconds_from_event: float  # from the watch event that made it to every Envoy serving it
+    seconds_in_envoy: float  # the part of that spent waiting for istiod and the Envoys
 
 
 @dataclass
@@ -63,24 +64,6 @@ class SyncStatus:
     last_error: str = ""
     last: AppliedRoutes | None = None
     history_ms: list[float] = field(default_factory=list)  # seconds_from_event of recent applies, in ms
-
-
-def split_translatable(virtual_services: list[dict], endpoints, listeners) -> tuple[list[dict], dict[str, str]]:
-    """(the VirtualServices that translate, {key: reason} for those that do not)."""
-    try:
-        translate(virtual_services, endpoints, listeners)
-        return list(virtual_services), {}
-    except GraystepsError:
-        pass
-    good, rejected = [], {}
-    for vs in virtual_services:
-        try:
-            translate([vs], endpoints, listeners)
-        except GraystepsError as e:
-            rejected[object_key(vs)] = e.message
-        else:
-            good.append(vs)
-    return good, rejected
 
 
 class RouteSync:
@@ -95,6 +78,7 @@ class RouteSync:
         self.status = SyncStatus()
         self._objects: dict[str, dict] = {}
         self._pending_since: float | None = None
+        self._pending_floor: int | None = None  # istiod's newest push when the first pending event came
         self._applied_signature: tuple | None = None
         self._lock = threading.Lock()
         self._dirty = threading.Event()
@@ -129,11 +113,21 @@ class RouteSync:
     # -- watching ------------------------------------------------------------------
 
     def _changed(self, update: Callable[[dict[str, dict]], None]) -> None:
+        floor = self._newest_push()
         with self._lock:
             update(self._objects)
             if self._pending_since is None:
                 self._pending_since = time.monotonic()
+                self._pending_floor = floor
         self._dirty.set()
+
+    def _newest_push(self) -> int:
+        from graysteps.adapters.istiod import newest_push
+
+        try:
+            return newest_push(self.mesh.istiod.debug)
+        except (OSError, ValueError):
+            return -1
 
     def _watch_loop(self) -> None:
         from kubernetes import client
@@ -217,32 +211,34 @@ class RouteSync:
             with self._lock:
                 snapshot = list(self._objects.values())
                 since, self._pending_since = self._pending_since, None
+                floor, self._pending_floor = self._pending_floor, None
             signature = tuple(sorted((object_key(o), resource_version(o)) for o in snapshot))
             if signature == self._applied_signature:
                 continue  # a relist that changed nothing
             try:
-                self._apply(snapshot, signature, since if since is not None else time.monotonic())
+                self._apply(snapshot, signature, since if since is not None else time.monotonic(),
+                            floor if floor is not None else -1)
             except Exception as e:  # noqa: BLE001 - keep serving the last good routes
                 message = e.message if isinstance(e, GraystepsError) else f"{type(e).__name__}: {e}"
                 self.status.last_error = f"apply: {message}"
-                self.log(f"applying VirtualServices to Envoy failed; Envoy keeps its previous routes: {message}\n"
+                self.log(f"istiod did not serve the VirtualServices to every Envoy: {message}\n"
                          + traceback.format_exc())
 
-    def _apply(self, snapshot: list[dict], signature: tuple, since: float) -> None:
-        good, rejected = split_translatable(snapshot, self.mesh.endpoints, self.mesh.listeners)
-        for key, why in rejected.items():
-            self.log(f"VirtualService {key} left out of Envoy: {why}")
-        in_envoy = self.mesh.update(good)
-        applied = AppliedRoutes(
-            virtual_services={object_key(o): resource_version(o) for o in good},
-            rejected=rejected, applied_at=time.time(),
-            seconds_from_event=time.monotonic() - since, seconds_in_envoy=in_envoy)
+    def _apply(self, snapshot: list[dict], signature: tuple, since: float, floor: int) -> None:
+        served = dict(self._applied_signature or ())
+        now = {object_key(o): resource_version(o) for o in snapshot}
+        changes = [ConfigChange("VirtualService", *key.split("/", 1), version)
+                   for key, version in now.items() if served.get(key) != version]
+        changes += [ConfigChange("VirtualService", *key.split("/", 1), None) for key in served if key not in now]
+        # The first listing holds objects written before the Envoys connected: no push to wait for.
+        in_envoy = self.mesh.wait_served(changes, None if self._applied_signature is None else floor)
+        applied = AppliedRoutes(virtual_services=now, rejected={}, applied_at=time.time(),
+                                seconds_from_event=time.monotonic() - since, seconds_in_envoy=in_envoy)
         self._applied_signature = signature
         self.status.applied += 1
         self.status.last = applied
         self.status.last_error = ""
         self.status.history_ms = (self.status.history_ms + [round(applied.seconds_from_event * 1000, 1)])[-50:]
-        self.log(f"Envoy routes by {len(good)} VirtualService(s)"
-                 + (f", {len(rejected)} left out" if rejected else "")
-                 + f" ({applied.seconds_from_event * 1000:.0f} ms after the change)")
+        self.log(f"istiod serves {len(now)} VirtualService(s) to every Envoy "
+                 f"({applied.seconds_from_event * 1000:.0f} ms after the change)")
         self.on_applied(applied)

@@ -4,15 +4,16 @@ Each `Backend(service, profile)` answers every request with the headers
 `x-graysteps-service` / `x-graysteps-profile` and a JSON body
 `{"hops": [{"service", "profile", "path"}, ...]}`. If it has `downstream`
 services, it calls each of them through `outbound` (the Envoy listener of its
-own caller profile, i.e. its sidecar), forwarding the Cookie header or not, and
+own caller profile, i.e. its sidecar) by the Host `hosts` names for it, forwarding the Cookie header or not, and
 appends their hops to its own: the body then shows the whole path A→B.
 
 For retry/timeout tests a backend can fail its next N requests
-(`fail_next`) or answer slowly (`delay`). To play a bad version it can be told
-to fail a share of its requests and add latency (`misbehave`), in process or
-over HTTP: `POST /_lab/misbehave` with `{"error_rate": 0.05, "latency_ms": 200}`
-on the backend's own port (an empty object makes it healthy again); that path
-is answered by the lab, never counted as traffic.
+(`fail_next`), every request (`fail_all`), or answer slowly (`delay`). To play
+a bad version it can be told to fail a share of its requests and add latency
+(`misbehave`), in process or over HTTP: `POST /_lab/misbehave` with
+`{"error_rate": 0.05, "latency_ms": 200}` on the backend's own port (an empty
+object makes it healthy again); that path is answered by the lab, never counted
+as traffic.
 
 Speed: HTTP/1.1 keep-alive and Nagle disabled on the server socket of every
 connection. Without it, a stdlib server writing headers and body separately
@@ -25,7 +26,7 @@ import json
 import random
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from graysteps.adapters.probe import NoDelayHTTPConnection
 
@@ -69,7 +70,8 @@ class Backend:
 
     def __init__(self, service: str, profile: str, *, downstream: Sequence[str] = (),
                  outbound: tuple[str, int] | None = None, forward_cookie: bool = True,
-                 host: str = "127.0.0.1", port: int = 0, nagle: bool = False):
+                 host: str = "127.0.0.1", port: int = 0, nagle: bool = False,
+                 hosts: Mapping[str, str] | None = None):
         if downstream and outbound is None:
             raise ValueError(f"backend {service}/{profile}: downstream {list(downstream)} needs an outbound proxy address")
         self.service = service
@@ -77,7 +79,9 @@ class Backend:
         self.downstream = list(downstream)
         self.outbound = outbound
         self.forward_cookie = forward_cookie
+        self.hosts = dict(hosts or {})  # downstream service -> the Host header to call it by
         self.delay = 0.0
+        self.fail_all: int | None = None  # when set, every request is answered with this status
         self.requests = 0
         self._fail: list[int] = []
         self.error_rate = 0.0  # share of requests answered with `error_status`
@@ -161,7 +165,7 @@ class Backend:
             return
         with self._lock:
             self.requests += 1
-            fail = self._fail.pop(0) if self._fail else None
+            fail = self._fail.pop(0) if self._fail else self.fail_all
             if fail is None and self.error_rate and self._random.random() < self.error_rate:
                 fail = self.error_status
             delay = self.delay + self.latency
@@ -191,7 +195,7 @@ class Backend:
 
     def _call(self, service: str, path: str, cookie: str | None) -> list[dict]:
         """Call a downstream service through the outbound proxy; its hops, or one error hop."""
-        headers = {"Host": service}
+        headers = {"Host": self.hosts.get(service, service)}
         if cookie is not None:
             headers["Cookie"] = cookie
         for attempt in (1, 2):  # a pooled connection the proxy closed meanwhile gets one fresh retry

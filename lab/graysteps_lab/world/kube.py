@@ -30,7 +30,8 @@ from graysteps_lab.world.process import SETUP_HINT, ManagedServer, ServerProcess
 
 from graysteps_lab.paths import REPO_ROOT
 BUILD_SCRIPT = REPO_ROOT / "tools" / "testenv" / "build.sh"
-ISTIO_API_MODULE = "istio.io/api@v1.30.3"
+# The istio.io/api version istiod (tools/testenv/build-istio.sh) is built with: its CRDs match istiod.
+ISTIO_API_MODULE = "istio.io/api@v1.31.0-rc.0.0.20260824154656-b943409680a7"
 ISTIO_CRDS_IN_MODULE = "kubernetes/customresourcedefinitions.gen.yaml"
 ADMIN_USER = "graysteps-admin"
 
@@ -41,43 +42,57 @@ def control_plane_binaries() -> Path:
     $GRAYSTEPS_KUBE_BINARIES when set; otherwise tools/testenv/build.sh, which
     answers at once from its cache and builds (10+ minutes) when cold.
     """
-    override = os.environ.get("GRAYSTEPS_KUBE_BINARIES")
+    return built_binaries(BUILD_SCRIPT, "GRAYSTEPS_KUBE_BINARIES", ("etcd", "kube-apiserver"))
+
+
+def built_binaries(script: Path, override_variable: str, names: tuple[str, ...]) -> Path:
+    """The directory $`override_variable` names, else the one the build `script`
+    prints (from its cache, or after building), once it holds every one of `names`."""
+    override = os.environ.get(override_variable)
     if override:
         found = Path(override)
     else:
-        if not BUILD_SCRIPT.is_file():
-            raise WorldError(f"{BUILD_SCRIPT} is missing: run from a graysteps checkout, or set "
-                             "GRAYSTEPS_KUBE_BINARIES to a directory with etcd and kube-apiserver", step="testworld")
-        done = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if not script.is_file():
+            raise WorldError(f"{script} is missing: run from a graysteps checkout, or set "
+                             f"{override_variable} to a directory with {' and '.join(names)}", step="testworld")
+        done = subprocess.run(["bash", str(script)], capture_output=True, text=True, stdin=subprocess.DEVNULL)
         if done.returncode != 0:
             tail = "\n".join(done.stderr.splitlines()[-30:])
-            raise WorldError(f"{BUILD_SCRIPT} failed (exit {done.returncode}): {SETUP_HINT}\n{tail}", step="testworld")
+            raise WorldError(f"{script} failed (exit {done.returncode}): {SETUP_HINT}\n{tail}", step="testworld")
         found = Path(done.stdout.strip().splitlines()[-1])
-    return checked_binaries(found)
+    return checked_binaries(found, names, script)
 
 
-def checked_binaries(directory: Path) -> Path:
-    """`directory`, once it is known to hold executable etcd and kube-apiserver."""
-    for name in ("etcd", "kube-apiserver"):
+def checked_binaries(directory: Path, names: tuple[str, ...] = ("etcd", "kube-apiserver"),
+                     script: Path = BUILD_SCRIPT) -> Path:
+    """`directory`, once it is known to hold every one of `names`, executable."""
+    for name in names:
         if not os.access(directory / name, os.X_OK):
-            raise WorldError(f"{directory / name} is missing: run bash {BUILD_SCRIPT} (needs Go), or {SETUP_HINT}",
+            raise WorldError(f"{directory / name} is missing: run bash {script} (needs Go), or {SETUP_HINT}",
                              step="testworld")
     return directory
 
 
 def istio_crds_path() -> Path:
-    """Istio's CRDs: ../shared/istio/crds.yaml next to the checkout, else istio/api from the Go module proxy."""
+    """Istio's CRDs, of the istio.io/api version istiod is built with (from the Go
+    module cache or proxy). Without the 'go' command, ../shared/istio/crds.yaml
+    next to the checkout (1.30.3: same kinds and versions, an older schema)."""
     shared = REPO_ROOT.parent / "shared" / "istio" / "crds.yaml"
-    if shared.is_file():
-        return shared
     try:
         done = subprocess.run(["go", "mod", "download", "-json", ISTIO_API_MODULE], capture_output=True, text=True,
-                              cwd="/", env={**os.environ, "GO111MODULE": "on", "GOFLAGS": "-mod=mod"})
+                              cwd="/", env={**os.environ, "GO111MODULE": "on", "GOFLAGS": "-mod=mod"},
+                              stdin=subprocess.DEVNULL, timeout=300)
     except FileNotFoundError as e:
-        raise WorldError(f"{shared} is missing and the 'go' command too (to fetch {ISTIO_API_MODULE}): "
+        if shared.is_file():
+            return shared
+        raise WorldError(f"the 'go' command is missing (to fetch {ISTIO_API_MODULE}) and so is {shared}: "
                          f"{SETUP_HINT}", step="testworld") from e
+    except subprocess.TimeoutExpired as e:
+        raise WorldError(f"`go mod download {ISTIO_API_MODULE}` took over 300s", step="testworld") from e
     if done.returncode != 0:
-        raise WorldError(f"{shared} is missing and `go mod download {ISTIO_API_MODULE}` failed: "
+        if shared.is_file():
+            return shared
+        raise WorldError(f"`go mod download {ISTIO_API_MODULE}` failed and {shared} is missing: "
                          f"{done.stderr.strip() or done.stdout.strip()}", step="testworld")
     path = Path(json.loads(done.stdout)["Dir"]) / ISTIO_CRDS_IN_MODULE
     if not path.is_file():
@@ -193,11 +208,12 @@ class KubeWorld(ManagedServer):
         context.load_cert_chain(str(self.pki_dir / "admin.crt"), str(self.pki_dir / "admin.key"))
         return context
 
-    def request(self, method: str, path: str, body: object = None, timeout: float = 30) -> tuple[int, object]:
+    def request(self, method: str, path: str, body: object = None, timeout: float = 30,
+                content_type: str = "application/json") -> tuple[int, object]:
         """(status, decoded JSON or text) of one admin request to the apiserver, without the kubernetes client."""
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.server + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"} if data else {})
+                                     headers={"Content-Type": content_type} if data else {})
         try:
             with urllib.request.urlopen(req, timeout=timeout, context=self._ssl_context()) as r:
                 status, raw = r.status, r.read()
@@ -239,14 +255,27 @@ class KubeWorld(ManagedServer):
         self._kubeconfig_file(path, user, self._ca.issue(user, organizations=groups))
         return str(path)
 
-    def _kubeconfig_file(self, path: Path, user: str, pair: pki.KeyPair) -> None:
+    def proxied_kubeconfig(self, server: str, name: str = "proxied") -> str:
+        """An admin kubeconfig that talks to `server` (a proxy in front of this apiserver,
+        serving a certificate from `serving_pair`); returns its path."""
+        admin = pki.KeyPair((self.pki_dir / "admin.crt").read_bytes(), (self.pki_dir / "admin.key").read_bytes())
+        path = self.workdir / f"kubeconfig-{name}"
+        self._kubeconfig_file(path, ADMIN_USER, admin, server=server)
+        return str(path)
+
+    def serving_pair(self, name: str) -> pki.KeyPair:
+        """A serving certificate for 127.0.0.1 from this world's CA (for servers the apiserver
+        or its clients must trust: a proxy, a webhook)."""
+        return self._ca.issue(name, server=True, ips=("127.0.0.1",), dns_names=("localhost",))
+
+    def _kubeconfig_file(self, path: Path, user: str, pair: pki.KeyPair, server: str | None = None) -> None:
         def b64(data: bytes) -> str:
             return base64.b64encode(data).decode()
 
         config = {
             "apiVersion": "v1", "kind": "Config", "current-context": "graysteps-test",
             "clusters": [{"name": "graysteps-test", "cluster": {
-                "server": self.server, "certificate-authority-data": b64(self._ca.cert_pem)}}],
+                "server": server or self.server, "certificate-authority-data": b64(self._ca.cert_pem)}}],
             "users": [{"name": user, "user": {
                 "client-certificate-data": b64(pair.cert_pem), "client-key-data": b64(pair.key_pem)}}],
             "contexts": [{"name": "graysteps-test", "context": {"cluster": "graysteps-test", "user": user}}],

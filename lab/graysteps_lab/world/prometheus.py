@@ -31,8 +31,9 @@ BUILD_SCRIPT = REPO_ROOT / "tools" / "testenv" / "build-prometheus.sh"
 
 
 def prometheus_binary() -> str:
-    """$GRAYSTEPS_PROMETHEUS when set; otherwise the build script's cached binary (built when cold)."""
-    override = os.environ.get("GRAYSTEPS_PROMETHEUS")
+    """$GRAYSTEPS_PROMETHEUS_BINARY when set (not $GRAYSTEPS_PROMETHEUS: that is the server's URL for
+    `graysteps progress`); otherwise the build script's cached binary (built when cold)."""
+    override = os.environ.get("GRAYSTEPS_PROMETHEUS_BINARY")
     if override:
         found = Path(override)
     else:
@@ -106,6 +107,11 @@ class Prometheus(ManagedServer):
         """Scrape the Envoy whose admin listener is `host:admin_port` from now on, labelled `instance_name=name`."""
         self.targets[name] = [f"{host}:{admin_port}"]
         self._write_targets()
+
+    def forget(self, name: str) -> None:
+        """Stop scraping the target `name` (an Envoy that is gone)."""
+        if self.targets.pop(name, None) is not None:
+            self._write_targets()
 
     def _write_targets(self) -> None:
         groups = [{"targets": targets, "labels": {"instance_name": name}} for name, targets in sorted(self.targets.items())]

@@ -22,7 +22,7 @@ class InjectionTest extends GraystepsPipelineTest {
     void hostileValuesReachTheCliVerbatimAndNeverTheShellScript() {
         HOSTILE.each { String v ->
             step('grayRoute', [service: v, strategy: v, weight: v])
-            assertOnlyInJson(v, ['route', '--service=' + v, '--strategy=' + v, '--weight=' + v])
+            assertOnlyInJson(v, ['route', '--service=' + v, '--strategy=' + v, '--weight=' + v, '--wait'])
             step('grayDeploy', [service: v, env: v, image: v])
             assertOnlyInJson(v, ['deploy', '--service=' + v, '--env=' + v, '--image=' + v, '--wait'])
             step('grayBuild', [service: v, context: v, tag: v, registry: v, dockerfile: v])
@@ -30,7 +30,7 @@ class InjectionTest extends GraystepsPipelineTest {
             step('grayVerify', [service: v, gateway: v, junit: v, grayCaller: v])
             assertOnlyInJson(v, ['verify', '--service=' + v, '--junit=' + v, '--gateway=' + v, '--gray-caller=' + v])
             step('grayRelease', [plan: v, report: v, junit: v])
-            assertOnlyInJson(v, ['release', '--plan=' + v, '--report=' + v, '--junit=' + v])
+            assertOnlyInJson(v, ['release', '--plan=' + v, '--report=' + v, '--junit=' + v, '--wait'])
             step('grayWhitelistSync', [source: v])
             assertOnlyInJson(v, ['whitelist', 'sync', '--source=' + v])
         }
@@ -48,7 +48,7 @@ class InjectionTest extends GraystepsPipelineTest {
     @Test
     void aValueThatLooksLikeAFlagCannotBecomeOneBecauseEachOptionCarriesItsValue() {
         step('grayRoute', [service: '--all', strategy: '--dry-run'])
-        assert shellCalls[0].cliArgs == ['route', '--service=--all', '--strategy=--dry-run']
+        assert shellCalls[0].cliArgs == ['route', '--service=--all', '--strategy=--dry-run', '--wait']
     }
 
     @Test

@@ -27,7 +27,7 @@ class PipelinesTest extends GraystepsPipelineTest {
         assert args('build') == ['build', '--service=test-a', '--context=services/test-a', '--tag=b42',
                                  '--registry=registry.example.com', '--push']
         assert args('deploy') == ['deploy', '--service=test-a', '--env=gray', '--image=registry.example.com/test-a:b42', '--wait']
-        assert args('route') == ['route', '--service=test-a', '--strategy=weight', '--weight=20']
+        assert args('route') == ['route', '--service=test-a', '--strategy=weight', '--weight=20', '--wait']
         assert args('verify') == ['verify', '--service=test-a', '--junit=reports/verify-test-a.xml']
         assert events.indexOf('junit reports/*.xml') > events.indexOf('graysteps verify')
         assert events.contains('archive reports/**')
@@ -40,7 +40,7 @@ class PipelinesTest extends GraystepsPipelineTest {
         Throwable failure = failureOf { run('gray-release', RELEASE) }
         assert failure.message == '[grayVerify] probes with the gray cookie were answered by prod'
         assert commands() == ['build', 'deploy', 'route', 'verify', 'rollback']
-        assert args('rollback') == ['rollback', '--service', 'test-a', '--report=reports/rollback.json']
+        assert args('rollback') == ['rollback', '--service', 'test-a', '--report=reports/rollback.json', '--wait']
         assert events.indexOf('junit reports/*.xml') > events.indexOf('graysteps rollback')  // the report is still published
         assert events.last() == 'unlock graysteps-service-test-a'
     }
@@ -50,7 +50,7 @@ class PipelinesTest extends GraystepsPipelineTest {
         run('gray-release', RELEASE + [IMAGE: 'registry.example.com/test-b:v7', SERVICE: 'test-b', STRATEGY: 'linked'])
         assert commands() == ['deploy', 'route', 'verify']
         assert args('deploy').contains('--image=registry.example.com/test-b:v7')
-        assert args('route') == ['route', '--service=test-b', '--strategy=linked']
+        assert args('route') == ['route', '--service=test-b', '--strategy=linked', '--wait']
     }
 
     @Test
@@ -66,7 +66,7 @@ class PipelinesTest extends GraystepsPipelineTest {
         run('gray-traffic', [SERVICE: 'test-b', STRATEGY: 'promote', GRAY_WEIGHT: '20', DRY_RUN: false])
         assert events.indexOf('input Send ALL traffic of test-b to gray?') < events.indexOf('lock graysteps-service-test-b')
         assert commands() == ['route', 'verify', 'status']
-        assert args('route') == ['route', '--service=test-b', '--strategy=promote']
+        assert args('route') == ['route', '--service=test-b', '--strategy=promote', '--wait']
         assert args('status') == ['status', '--service', 'test-b', '--report=reports/status.json']
         assert !calledProperties()
     }
@@ -77,7 +77,8 @@ class PipelinesTest extends GraystepsPipelineTest {
         run('gray-traffic', [SERVICE: 'test-a', STRATEGY: 'rollback', GRAY_WEIGHT: '35', DRY_RUN: false])
         assert !events.any { it.startsWith('input') }
         assert shellCalls.findAll { it.command == 'route' }*.cliArgs == [
-            ['route', '--service=test-a', '--strategy=weight', '--weight=35'], ['route', '--service=test-a', '--strategy=rollback']]
+            ['route', '--service=test-a', '--strategy=weight', '--weight=35', '--wait'],
+            ['route', '--service=test-a', '--strategy=rollback', '--wait']]
     }
 
     @Test
@@ -93,7 +94,7 @@ class PipelinesTest extends GraystepsPipelineTest {
         run('merge-release', [SERVICE: 'test-a'])
         assert commands() == ['build', 'deploy', 'route', 'verify']
         assert args('build').contains('--tag=g0123456789ab')
-        assert args('route') == ['route', '--service=test-a', '--strategy=whitelist']
+        assert args('route') == ['route', '--service=test-a', '--strategy=whitelist', '--wait']
         assert !calledProperties()
     }
 
@@ -125,7 +126,7 @@ class PipelinesTest extends GraystepsPipelineTest {
     @Test
     void emergencyRollbackRollsBackEverythingByDefault() {
         run('emergency-rollback', [ALL: true, SERVICES: '', DRY_RUN: false])
-        assert shellCalls.findAll { it.command }*.cliArgs == [['rollback', '--all', '--report=reports/rollback.json']]
+        assert shellCalls.findAll { it.command }*.cliArgs == [['rollback', '--all', '--report=reports/rollback.json', '--wait']]
         assert !events.any { it.startsWith('lock') }   // an emergency never queues behind a release
         assert events.contains('archive reports/**')
     }

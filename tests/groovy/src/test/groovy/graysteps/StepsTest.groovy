@@ -18,7 +18,7 @@ class StepsTest extends GraystepsPipelineTest {
     void grayRoutePassesServiceStrategyAndWeightAsJsonWithTheKubeconfigBound() {
         step('grayRoute', [service: 'test-a', strategy: 'weight', weight: 20])
         ShellCall call = onlyCall()
-        assert call.env.GRAYSTEPS_ARGS == '["route","--service=test-a","--strategy=weight","--weight=20"]'
+        assert call.env.GRAYSTEPS_ARGS == '["route","--service=test-a","--strategy=weight","--weight=20","--wait"]'
         assert call.env.GRAYSTEPS_ERROR_FILE == '.graysteps/grayRoute-error.json'
         assert call.env.KUBECONFIG == '/secrets/graysteps-kubeconfig'
         assert !call.env.containsKey('GRAYSTEPS_CATALOG')
@@ -32,6 +32,20 @@ class StepsTest extends GraystepsPipelineTest {
         assert call.cliArgs == ['route', '--service=test-b', '--strategy=whitelist', '--dry-run']
         assert call.env.GRAYSTEPS_CATALOG == 'ops/catalog.yaml'
         assert call.env.KUBECONFIG == '/secrets/kube-stage'
+    }
+
+    @Test
+    void grayRouteRollbackAndReleaseWaitForIstioByDefaultWithTheTimeoutAndIstiodAsData() {
+        step('grayRoute', [service: 'test-a', waitTimeout: 90, istiod: 'http://istiod.istio-system:15014'])
+        step('grayRollback', [all: true, wait: false])
+        step('grayRelease', [plan: 'p.yaml', dryRun: true, report: null, junit: null])
+        assert shellCalls*.cliArgs == [
+            ['route', '--service=test-a', '--strategy=whitelist', '--wait', '--wait-timeout=90'],
+            ['rollback', '--all', '--report=reports/rollback.json'],
+            ['release', '--plan=p.yaml', '--dry-run'],  // a dry run writes nothing: nothing to wait for
+        ]
+        assert shellCalls[0].env.GRAYSTEPS_ISTIOD == 'http://istiod.istio-system:15014'
+        assert !shellCalls[1].env.containsKey('GRAYSTEPS_ISTIOD')  // null: the agent's own, if any
     }
 
     @Test
@@ -94,7 +108,7 @@ class StepsTest extends GraystepsPipelineTest {
         Throwable failure = failureOf { step('grayVerify', [service: 'test-a', rollbackOnFailure: true]) }
         assert failure.message == '[grayVerify] gray share 41% is not 20% (99% confidence)'
         assert commands() == ['verify', 'rollback']
-        assert shellCalls[1].cliArgs == ['rollback', '--service', 'test-a', '--report=reports/rollback.json']
+        assert shellCalls[1].cliArgs == ['rollback', '--service', 'test-a', '--report=reports/rollback.json', '--wait']
     }
 
     @Test
@@ -109,7 +123,7 @@ class StepsTest extends GraystepsPipelineTest {
         step('grayRollback', [all: true])
         step('grayRollback', [services: ['test-a', 'test-b'], namespaces: ['gray'], dryRun: true, report: null])
         assert shellCalls*.cliArgs == [
-            ['rollback', '--all', '--report=reports/rollback.json'],
+            ['rollback', '--all', '--report=reports/rollback.json', '--wait'],
             ['rollback', '--service', 'test-a', 'test-b', '--namespace', 'gray', '--dry-run'],
         ]
         assert shellCalls.every { it.script == SCRIPT && it.env.KUBECONFIG == '/secrets/graysteps-kubeconfig' }
@@ -139,7 +153,7 @@ class StepsTest extends GraystepsPipelineTest {
         step('grayRelease', [plan: 'examples/plans/scenario-2.yaml'])
         ShellCall call = onlyCall()
         assert call.cliArgs == ['release', '--plan=examples/plans/scenario-2.yaml', '--report=reports/release.json',
-                                '--junit=reports/release.xml']
+                                '--junit=reports/release.xml', '--wait']
         assert call.env.GRAYSTEPS_DB == 'secret-graysteps-db'
         assert call.env.KUBECONFIG == '/secrets/graysteps-kubeconfig'
     }
@@ -178,7 +192,7 @@ class StepsTest extends GraystepsPipelineTest {
     @Test
     void aMisspelledParameterStopsTheBuildAndListsTheAllowedOnes() {
         Throwable failure = failureOf { step('grayRoute', [service: 'test-a', weigth: 20]) }
-        assert failure.message.startsWith('[grayRoute] unknown parameter(s) weigth; allowed: catalog, dryRun, kubeconfigCredentialsId')
+        assert failure.message.startsWith('[grayRoute] unknown parameter(s) weigth; allowed: catalog, dryRun, istiod, kubeconfigCredentialsId')
         assert shellCalls.isEmpty()
     }
 
