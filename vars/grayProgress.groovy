@@ -3,7 +3,10 @@ void call(Map args = [:]) {
     Map defaultConfig = [
         plan                   : null,                    // progressive plan (YAML) in the workspace (required)
         prometheus             : null,                    // Prometheus URL; null = the plan's analysis.prometheus, else $GRAYSTEPS_PROMETHEUS
-        settle                 : '2s',                    // wait after each change before the analysis counts
+        istiod                 : null,                    // istiod's debug URL, e.g. 'http://istiod.istio-system:15014': each step
+                                                          // is analysed once Istio serves it; null = $GRAYSTEPS_ISTIOD on the agent
+        waitTimeout            : null,                    // seconds to wait for Istio before rolling back; null = graysteps' default (60)
+        settle                 : '2s',                    // without istiod: wait this long after each change before counting
         approvers              : null,                    // who may approve a manual pause (input's submitter); null = anyone
         report                 : 'reports/progress.json', // each step's outcome as JSON; null = none
         catalog                : null,                    // catalog file; null = $GRAYSTEPS_CATALOG, else ./catalog.yaml
@@ -19,6 +22,7 @@ void call(Map args = [:]) {
     Map schedule = parseSchedule(readFile(file: scheduleFile))
     if (config.prometheus) { common << '--prometheus=' + config.prometheus }
     common << '--settle=' + config.settle
+    if (config.waitTimeout != null) { common << '--wait-timeout=' + config.waitTimeout }
     if (config.report) { common << '--report=' + config.report }
     List credentials = [[type: 'file', id: 'kubeconfigCredentialsId', env: ['KUBECONFIG']],
                         [type: 'string', id: 'dbCredentialsId', env: ['GRAYSTEPS_DB']]]
@@ -32,7 +36,7 @@ void call(Map args = [:]) {
         stage("Step ${i + 1}/${count}: ${step.label}") {
             try {
                 graystepsRun(step: 'grayProgress', args: ['progress'] + common + ['--step=' + (i + 1)], config: withHooks,
-                             env: [GRAYSTEPS_CATALOG: config.catalog], credentials: credentials)
+                             env: [GRAYSTEPS_CATALOG: config.catalog, GRAYSTEPS_ISTIOD: config.istiod], credentials: credentials)
             } catch (Throwable failure) {
                 // graysteps' own failure already rolled the plan back; an aborted build stopped it mid-step: roll back here
                 if (!(failure.message ?: '').startsWith('[grayProgress]')) { rollBack(config, schedule) }
@@ -55,7 +59,7 @@ void call(Map args = [:]) {
 
 /** Every service of the plan back to prod. */
 void rollBack(Map config, Map schedule) {
-    grayRollback(services: schedule.services, catalog: config.catalog,
+    grayRollback(services: schedule.services, catalog: config.catalog, istiod: config.istiod, waitTimeout: config.waitTimeout,
                  kubeconfigCredentialsId: config.kubeconfigCredentialsId, dbCredentialsId: config.dbCredentialsId)
 }
 

@@ -47,6 +47,15 @@ class ProgressTest extends GraystepsPipelineTest {
     }
 
     @Test
+    void istiodTravelsAsDataToEveryStepAndToTheRollback() {
+        fakeCli(2)
+        failureOf { step('grayProgress', [plan: 'plans/checkout.yaml', istiod: 'http://istiod.istio-system:15014', waitTimeout: 30]) }
+        ShellCall stepRun = shellCalls.find { it.cliArgs?.contains('--step=1') }
+        assert stepRun.env.GRAYSTEPS_ISTIOD == 'http://istiod.istio-system:15014'
+        assert stepRun.cliArgs.contains('--wait-timeout=30') && !stepRun.env.GRAYSTEPS_ARGS.contains('istiod')
+    }
+
+    @Test
     void aBadVerdictFailsTheBuildAtThatStageAndRunsNoLaterStep() {
         fakeCli(2)
         Throwable failure = failureOf { step('grayProgress', [plan: 'plans/checkout.yaml']) }
@@ -72,7 +81,7 @@ class ProgressTest extends GraystepsPipelineTest {
         }
         Throwable failure = failureOf { step('grayProgress', [plan: 'plans/checkout.yaml']) }
         assert failure.message == 'Aborted by bob'
-        assert shellCalls.find { it.command == 'rollback' }.cliArgs == ['rollback', '--service', 'test-a', 'test-b', '--report=reports/rollback.json']
+        assert shellCalls.find { it.command == 'rollback' }.cliArgs == ['rollback', '--service', 'test-a', 'test-b', '--report=reports/rollback.json', '--wait']
     }
 
     @Test
@@ -81,7 +90,7 @@ class ProgressTest extends GraystepsPipelineTest {
         helper.registerAllowedMethod('input', [Map], { Map m -> events << 'input ' + m.message; throw new PipelineError('Aborted by alice') })
         Throwable failure = failureOf { step('grayProgress', [plan: 'plans/checkout.yaml']) }
         assert failure.message == 'Aborted by alice'
-        assert shellCalls.find { it.command == 'rollback' }.cliArgs == ['rollback', '--service', 'test-a', 'test-b', '--report=reports/rollback.json']
+        assert shellCalls.find { it.command == 'rollback' }.cliArgs == ['rollback', '--service', 'test-a', 'test-b', '--report=reports/rollback.json', '--wait']
         assert !progressArgs().any { it.contains('--step=3') }
     }
 
