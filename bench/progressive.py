@@ -3,9 +3,12 @@ that it leaves a healthy one alone.
 
     python bench/progressive.py [--runs 5] [--rate 100] [--weight 20] [--false-alarm-runs 100]
 
-Starts its own lab: a real control plane (graysteps_lab.world.kube), the lab's
-Envoy routed live by the VirtualService watch, a real Prometheus scraping it
-every second, and steady traffic at --rate requests/s through the gateway.
+Starts its own lab: a real control plane (graysteps_lab.world.kube), istiod
+configuring the lab's gateway Envoy and sidecars from the VirtualServices
+graysteps writes, a real Prometheus scraping every Envoy each second, and
+steady traffic at --rate requests/s through the gateway. Each step is counted
+once Istio serves it (istiod's sync status, `progress --istiod`), and the
+rollback's time includes Istio serving it.
 
 1. Detection, real runs (--runs): prod fails 0.1% throughout; the schedule
    `[{weight: W, pause: 10m}, promote]` starts with a healthy gray (0.1%);
@@ -68,20 +71,22 @@ def simulate(gray_rate: float, prod_rate: float, weight: float, seconds: float, 
 def real_runs(args, workdir: Path) -> list[dict]:
     from kubernetes import client
 
+    from graysteps.adapters.istiod import IstioWait
     from graysteps.adapters.prometheus import PrometheusClient
     from graysteps.model.catalog import load_catalog
     from graysteps.model.schedule import load_schedule
     from graysteps.steps.progress import Hooks, run_schedule
     from graysteps_lab.world.fleet import write_catalog
+    from graysteps_lab.world.istiod import Istiod
     from graysteps_lab.world.kube import KubeWorld
     from graysteps_lab.world.progressive import MeshUnderWatch
     from graysteps_lab.world.prometheus import Prometheus
     from graysteps_lab.world.traffic import Traffic
 
     results = []
-    print("starting the lab (apiserver, Envoy, Prometheus) ...", flush=True)
-    with KubeWorld(workdir / "kube") as kube, Prometheus(workdir / "prometheus", scrape_interval="1s") as prom, \
-            kube.api_client() as api:
+    print("starting the lab (apiserver, istiod, Envoys, Prometheus) ...", flush=True)
+    with KubeWorld(workdir / "kube") as kube, Istiod(kube, workdir / "istiod") as istiod, \
+            Prometheus(workdir / "prometheus", scrape_interval="1s") as prom, kube.api_client() as api:
         stem = uuid.uuid4().hex[:6]
         prod_ns, gray_ns = f"b{stem}-prod", f"b{stem}-gray"
         for ns in (prod_ns, gray_ns):
@@ -92,8 +97,8 @@ def real_runs(args, workdir: Path) -> list[dict]:
         plan.write_text(f"plan: bench\nservices: [test-a]\nsteps: [{{weight: {args.weight}, pause: 10m}}, promote]\n"
                         f"analysis: {{minRequests: 50, interval: {POLL}s, maxDuration: 10m}}\n")
         schedule = load_schedule(str(plan), catalog)
-        with MeshUnderWatch(api, catalog, workdir / "mesh", prom) as lab, \
-                Traffic(lab.ingress, "test-a", rate=args.rate) as traffic:
+        with MeshUnderWatch(api, catalog, workdir / "mesh", prom, kube=kube, istiod=istiod) as lab, \
+                Traffic(lab.ingress, lab.host("test-a"), rate=args.rate) as traffic:
             lab.backend("test-a", "prod").misbehave(error_rate=PROD_RATE)
             for run in range(args.runs):
                 gray = lab.backend("test-a", "gray")
@@ -103,7 +108,7 @@ def real_runs(args, workdir: Path) -> list[dict]:
                 worker = threading.Thread(target=lambda: box.update(result=run_schedule(
                     schedule, api_client=api, prometheus=PrometheusClient(prom.url), actor="bench",
                     hooks=Hooks(out=lines.append, db_url=f"sqlite:///{workdir / f'audit-{run}.db'}"),
-                    settle=1.0, resume=False)))
+                    wait=IstioWait(lab.istiod_url, 30.0, step="progress"), resume=False)))
                 worker.start()
                 deadline = time.monotonic() + 30
                 while not any(line.startswith("step 1/") for line in lines) and time.monotonic() < deadline:
@@ -123,7 +128,7 @@ def real_runs(args, workdir: Path) -> list[dict]:
                                 "why": result.error if result else ""})
                 r = results[-1]
                 print(f"  run {r['run']}: {r['result']}, all traffic back on prod {r['detection_s']:.1f} s after the fault "
-                      f"(rollback written in {r['rollback_ms']:.0f} ms; gray served {r['gray_answers_after_fault']} answers "
+                      f"(rollback written and served by Istio in {r['rollback_ms']:.0f} ms; gray served {r['gray_answers_after_fault']} answers "
                       "after the fault)", flush=True)
                 gray.misbehave()
                 time.sleep(1.0)
@@ -164,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     med_sim = statistics.median(caught) if caught else float("nan")
     print(f"  simulated detection, weight {args.weight}%: {len(caught)}/{len(sim_detect)} caught; verdict after median "
           f"{med_sim:.1f} s, 95th percentile {sorted(caught)[int(0.95 * (len(caught) - 1))]:.1f} s of data "
-          "(plus up to 1 s scrape lag and the settle/poll time in a real run)")
+          "(plus up to 1 s scrape lag, the poll and Istio's push in a real run)")
     for w, n in false_alarms.items():
         print(f"  simulated false alarms, healthy gray 0.1% vs prod 0.1%, weight {w}%, 10 min each: "
               f"{n}/{args.false_alarm_runs} runs rolled back (goal 0)")
