@@ -291,8 +291,8 @@ class Demo:
         """Tell the sandbox's test-a backend of `profile` to fail this share of requests (the lab's admin path)."""
         from graysteps_lab.world.backend import MISBEHAVE_PATH
 
-        port = next(c["port"] for c in self.state["components"] if c["name"] == f"backend {SERVICE}/{profile}")
-        request = urllib.request.Request(f"http://127.0.0.1:{port}{MISBEHAVE_PATH}", method="POST",
+        url = next(c["url"] for c in self.state["components"] if c["name"] == f"backend {SERVICE}/{profile}")
+        request = urllib.request.Request(url + MISBEHAVE_PATH, method="POST",
                                          data=json.dumps({"error_rate": error_rate}).encode())
         with urllib.request.urlopen(request, timeout=5) as r:
             r.read()
@@ -342,7 +342,7 @@ class Demo:
                 wall0 = time.time() - (time.monotonic() - traffic.t0)
                 time.sleep(2.0)
                 started = time.monotonic() - traffic.t0
-                run = self.graysteps(step, "progress", "--plan", str(plan), "--settle", "1s",
+                run = self.graysteps(step, "progress", "--plan", str(plan), "--istiod", self.state["istiod"],
                                      "--report", str(self.out_dir / "progressive.json"), check=False)
                 time.sleep(3.0)
             last_gray = traffic.last_seen("gray")

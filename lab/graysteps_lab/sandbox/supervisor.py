@@ -255,15 +255,17 @@ class Supervisor:
                        what="watch VirtualServices -> wait until istiod's sync status shows every Envoy serving them")
 
     def start_prometheus(self, stack: ExitStack, mesh) -> None:
-        """A real Prometheus scraping the Envoy every second: what `graysteps progress` analyses."""
+        """A real Prometheus scraping every Envoy each second: what `graysteps progress` analyses."""
         from graysteps_lab.world.prometheus import Prometheus
 
-        self.step("starting Prometheus (scrapes Envoy's /stats/prometheus every second; the first run builds it, "
+        self.step("starting Prometheus (scrapes every Envoy's /stats/prometheus each second; the first run builds it, "
                   "about 5 minutes)")
         prom = stack.enter_context(Prometheus(self.sandbox.path / "prometheus", scrape_interval="1s"))
         stack.callback(log, "stopping Prometheus")
-        prom.scrape_envoy("sandbox-envoy", mesh.envoy.admin_port)
-        prom.wait_scraped("sandbox-envoy")
+        for key, envoy in mesh.envoys.items():  # the gateway and each caller's sidecar
+            prom.scrape_envoy(f"sandbox-{key}", envoy.admin_port)
+        for key in mesh.envoys:
+            prom.wait_scraped(f"sandbox-{key}")
         self.component("prometheus", pid=prom.pid, port=prom.port, url=prom.url,
                        health=f"{prom.url}/-/ready", log=str(prom.log_path))
         self.save(env={**self.state["env"], "GRAYSTEPS_PROMETHEUS": prom.url})
