@@ -18,9 +18,9 @@ def add_wait_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_istiod_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait-timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                        help=f"how long --wait waits before failing (default {DEFAULT_TIMEOUT:g})")
+                        help=f"how long to wait for Istio to serve a change before failing (default {DEFAULT_TIMEOUT:g})")
     parser.add_argument("--istiod", metavar="URL",
-                        help="istiod's HTTP debug address for --wait, e.g. http://istiod.istio-system:15014 "
+                        help="istiod's HTTP debug address, e.g. http://istiod.istio-system:15014 "
                              "(default: $GRAYSTEPS_ISTIOD)")
 
 
@@ -54,5 +54,4 @@ def istio_wait_if_known(args: argparse.Namespace, step: str):
 
 
 def served_line(served) -> str:
-    return (f"served by Istio: {len(served.proxies)} proxies acknowledged istiod's push {served.push} "
-            f"in {served.seconds:.3f}s")
+    return served.describe()

@@ -210,9 +210,7 @@ def _served(applied: Any, wait: Any, settle: float, sleep: Callable[[float], Non
 
     changes = [ConfigChange("VirtualService", *o.virtual_service.split("/", 1), o.after_resource_version)
                for o in applied.outcomes if o.status == APPLIED and o.after_resource_version]
-    done = wait.served(changes)
-    return (f"served by Istio: {len(done.proxies)} proxies acknowledged istiod's push {done.push} "
-            f"in {done.seconds:.3f}s")
+    return wait.served(changes).describe()
 
 
 def _apply_and_analyse(schedule: Schedule, step: ScheduleStep, *, api_client: Any, prometheus: Any, actor: str,
