@@ -214,3 +214,33 @@ def test_dry_run_shows_the_first_change_and_writes_nothing(lab, prometheus, audi
     assert done.returncode == 0, done.stderr
     assert "step 1: weight 20: would-run" in done.stdout and "plan checkout: dry-run" in done.stdout
     assert strategy_of(lab) == "rollback" and audit_rows(audit_db) == []
+
+
+def test_a_step_istio_does_not_serve_in_time_is_rolled_back(lab, prometheus, audit_db, tmp_path):
+    from graysteps.adapters.istiod import IstioWait
+    from graysteps.adapters.prometheus import PrometheusClient
+    from graysteps.model.schedule import load_schedule
+    from graysteps.errors import GraystepsError
+    from graysteps.steps.progress import Hooks, run_schedule
+
+    class NeverServed(IstioWait):
+        """istiod answers, but no proxy acknowledges the step within the timeout."""
+
+        def served(self, changes):
+            if self.calls == 0:
+                self.calls += 1
+                raise GraystepsError("Istio did not serve the change within 1s; these proxies have not "
+                                     "acknowledged it: router~gw", step="progress")
+            return super().served(changes)
+
+    wait = NeverServed(lab.istiod_url, 10.0, step="progress")
+    wait.calls = 0
+    lines: list[str] = []
+    schedule = load_schedule(write_plan(tmp_path, "steps: [{weight: 30, pause: 60s}, promote]\n"), lab.catalog)
+    with lab.kube.api_client() as api:
+        result = run_schedule(schedule, api_client=api, prometheus=PrometheusClient(prometheus.url), actor="test",
+                              hooks=Hooks(out=lines.append, db_url=audit_db), wait=wait)
+    assert result.result == "rolled-back", lines
+    assert "Istio did not serve the step: Istio did not serve the change within 1s" in result.error
+    assert any(line.startswith("  rollback served by Istio") for line in lines), lines  # the rollback itself is checked
+    assert strategy_of(lab) == "rollback"
