@@ -162,7 +162,8 @@ class Supervisor:
         self.component("istiod", pid=istiod._process.proc.pid, port=istiod.http_port, url=istiod.debug_url,
                        health=istiod.debug_url + "/ready", log=str(istiod.log_path), xds_port=istiod.xds_port,
                        webhook_port=istiod.webhook_port)
-        self.save(istiod=istiod.debug_url)
+        # GRAYSTEPS_ISTIOD: `--wait` of route/release/rollback, and `progress` counting each step once Istio serves it
+        self.save(istiod=istiod.debug_url, env={**self.state["env"], "GRAYSTEPS_ISTIOD": istiod.debug_url})
         return istiod
 
     def start_workloads(self, stack: ExitStack, kube) -> None:
