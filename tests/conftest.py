@@ -20,6 +20,8 @@ pytest_plugins = [
     "tests.fixtures.virtual_services",
     "tests.fixtures.whitelist",
     "tests.fixtures.workloads",
+    "tests.fixtures.prometheus",
+    "tests.fixtures.progress",
 ]
 
 

@@ -15,6 +15,8 @@
 #      module proxy by tools/testenv/build-istio.sh (cached in
 #      ~/.cache/graysteps/testenv/istio-<version>/; about 8-13 min cold, instant warm).
 #   5. The Maven dependencies of the Groovy tests (tools/setup-groovy.sh).
+#   6. Prometheus, built from the Go module proxy by tools/testenv/build-prometheus.sh
+#      (cached in ~/.cache/graysteps/testenv/prometheus-<version>/; about 5 min cold).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -97,5 +99,10 @@ else
   mkdir -p "$(dirname "$stamp")" && touch "$stamp"
   say "... Maven dependencies fetched in $((SECONDS - start))s"
 fi
+
+# --- 6. Prometheus (the lab's metric source for progressive delivery) -------------
+start=$SECONDS
+prom=$(bash tools/testenv/build-prometheus.sh)
+say "prometheus: $prom ($((SECONDS - start))s)"
 
 say "setup done in $((SECONDS - t0))s"

@@ -42,6 +42,10 @@ class Served:
     push: int
     proxies: list[str]
 
+    def describe(self) -> str:
+        return (f"served by Istio: {len(self.proxies)} proxies acknowledged istiod's push {self.push} "
+                f"in {self.seconds:.3f}s")
+
 
 def written_change(obj: dict | None, *, kind: str = "VirtualService") -> ConfigChange | None:
     """The ConfigChange of an object a write returned (None for a dry run or no object)."""

@@ -1,4 +1,5 @@
-"""`--wait`, `--wait-timeout` and `--istiod`, shared by route, release and rollback (no heavy imports here)."""
+"""`--wait`, `--wait-timeout` and `--istiod`, shared by route, release and rollback; progress
+takes `--istiod` and `--wait-timeout` and waits whenever it knows istiod (no heavy imports here)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,14 @@ def add_wait_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait", action="store_true",
                         help="return only when Istio serves the change: istiod holds it and every proxy "
                              "acknowledged a push carrying it (istiod's sync status)")
+    add_istiod_arguments(parser)
+
+
+def add_istiod_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait-timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                        help=f"how long --wait waits before failing (default {DEFAULT_TIMEOUT:g})")
+                        help=f"how long to wait for Istio to serve a change before failing (default {DEFAULT_TIMEOUT:g})")
     parser.add_argument("--istiod", metavar="URL",
-                        help="istiod's HTTP debug address for --wait, e.g. http://istiod.istio-system:15014 "
+                        help="istiod's HTTP debug address, e.g. http://istiod.istio-system:15014 "
                              "(default: $GRAYSTEPS_ISTIOD)")
 
 
@@ -25,10 +30,19 @@ def istio_wait(args: argparse.Namespace, step: str):
 
     if not args.wait:
         return None
-    url = args.istiod or os.environ.get("GRAYSTEPS_ISTIOD")
-    if not url:
+    if not (args.istiod or os.environ.get("GRAYSTEPS_ISTIOD")):
         raise InvalidInput("--wait needs istiod's debug address: --istiod http://HOST:15014 or $GRAYSTEPS_ISTIOD",
                            step=step)
+    return istio_wait_if_known(args, step)
+
+
+def istio_wait_if_known(args: argparse.Namespace, step: str):
+    """An IstioWait when --istiod or $GRAYSTEPS_ISTIOD names istiod (checked), else None."""
+    from graysteps.errors import InvalidInput
+
+    url = args.istiod or os.environ.get("GRAYSTEPS_ISTIOD")
+    if not url:
+        return None
     if not url.startswith(("http://", "https://")):
         raise InvalidInput(f"--istiod {url!r} is not allowed; use an http(s):// URL, e.g. http://istiod.istio-system:15014",
                            step=step)
@@ -40,5 +54,4 @@ def istio_wait(args: argparse.Namespace, step: str):
 
 
 def served_line(served) -> str:
-    return (f"served by Istio: {len(served.proxies)} proxies acknowledged istiod's push {served.push} "
-            f"in {served.seconds:.3f}s")
+    return served.describe()

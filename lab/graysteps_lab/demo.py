@@ -10,7 +10,12 @@
    whitelist;
 3. verifies: whitelisted tenants reach gray, the others prod;
 4. shifts to 20% gray, then balanced (50/50), then promotes (all gray);
-5. rolls everything back in an emergency (`graysteps rollback --all`).
+5. rolls everything back in an emergency (`graysteps rollback --all`);
+6. second act: a bad version (gray fails 8% of requests) is released on a
+   schedule by `graysteps progress`, under steady traffic; the analysis of
+   Prometheus' counters (gray vs prod) rolls it back by itself, and the chart
+   `progressive.png` shows gray's and prod's error rates over time with the
+   moment every request was back on prod.
 
 Every step is a real `graysteps` command against the sandbox's apiserver. After
 each routing change it waits until the sandbox's Envoy serves it (the
@@ -40,6 +45,24 @@ GRAY_TAG = "1.1.0"
 WHITELISTED = ("acme", "globex")
 OTHER_TENANT = "initech"
 REQUESTS_PER_KIND = 200
+BAD_TAG = "1.2.0"
+BAD_RATE = 0.08
+TRAFFIC_RATE = 50
+PROGRESSIVE_PLAN = f"""\
+# The demo's second act: {SERVICE} {BAD_TAG} released on a schedule, each step gated by Prometheus.
+plan: demo-progressive
+services: [{SERVICE}]
+steps:
+  - {{weight: 10, pause: 15s}}
+  - {{weight: 30, pause: 15s}}
+  - {{strategy: balanced, pause: 15s}}
+  - promote
+analysis:
+  minRequests: 40
+  interval: 500ms
+  maxDuration: 2m
+  metrics: [success-rate, {{name: latency-p99, maxMs: 250}}]
+"""
 
 Print = Callable[[str], None]
 
@@ -98,6 +121,7 @@ class DemoResult:
     envoy_pids: list[int] = field(default_factory=list)  # Envoy's pid before and after: equal = never restarted
     html: str = ""
     chart: str = ""
+    progressive: dict = field(default_factory=dict)  # the second act: timeline, rollback moment, chart
 
     @property
     def median_watch_ms(self) -> float | None:
@@ -130,6 +154,7 @@ class Demo:
         self.host = self.spec.served_host  # the name Istio serves it under at the gateway
         self.cookies: dict[str, str] = {}
         self.steps: list[DemoStep] = []
+        self.progressive: dict = {}
 
     # -- running commands ----------------------------------------------------------
 
@@ -258,6 +283,83 @@ class Demo:
         self.measure(step)
         self.verify(step, "rollback")
         self.graysteps(step, "status")
+        self.act_two()
+
+    # -- the second act: a bad version on a schedule, rolled back by the analysis ---
+
+    def misbehave(self, profile: str, error_rate: float) -> None:
+        """Tell the sandbox's test-a backend of `profile` to fail this share of requests (the lab's admin path)."""
+        from graysteps_lab.world.backend import MISBEHAVE_PATH
+
+        url = next(c["url"] for c in self.state["components"] if c["name"] == f"backend {SERVICE}/{profile}")
+        request = urllib.request.Request(url + MISBEHAVE_PATH, method="POST",
+                                         data=json.dumps({"error_rate": error_rate}).encode())
+        with urllib.request.urlopen(request, timeout=5) as r:
+            r.read()
+
+    def error_rates(self, plan: Path, wall0: float, seconds: float) -> dict[str, list[tuple[float, float | None]]]:
+        """Gray's and prod's error rates since the act began, as the analysis saw them: the plan's own
+        success-rate queries (every attempt Envoy made, retries included), from the sandbox's Prometheus."""
+        from graysteps.model.schedule import load_schedule
+        from graysteps_lab.world.prometheus import Prometheus
+
+        time.sleep(2.0)  # the last scrape
+        prom = Prometheus.__new__(Prometheus)
+        prom.port = int(self.state["env"]["GRAYSTEPS_PROMETHEUS"].rsplit(":", 1)[1])
+        analysis = load_schedule(str(plan), self.catalog).steps[0].analysis
+        metric = next(m for m in analysis.metrics if m.kind == "success-rate")
+        rates: dict[str, list[tuple[float, float | None]]] = {}
+        for profile in ("gray", "prod"):
+            total_q, bad_q = metric.queries(self.spec, profile, analysis.destination)
+            total = dict(prom.query_range(total_q, wall0, wall0 + seconds))
+            bad = dict(prom.query_range(bad_q, wall0, wall0 + seconds))
+            # cumulative since the act began; a series that appears later started from 0 (a new counter)
+            first = min(total) if total else None
+            n0 = total[first] if first is not None and first - wall0 < 1.5 else 0.0
+            b0 = bad.get(first, 0.0) if first is not None and first - wall0 < 1.5 else 0.0
+            series, last_bad = [], b0
+            for t in sorted(total):
+                last_bad = bad.get(t, last_bad)
+                n = total[t] - n0
+                series.append((t - wall0, 100.0 * (last_bad - b0) / n if n > 0 else None))
+            rates[profile] = series
+        return rates
+
+    def act_two(self) -> None:
+        from graysteps_lab.world.traffic import Traffic
+
+        step = self.begin(f"Act 2: {SERVICE} {BAD_TAG} on a schedule, rolled back by its metrics",
+                          f"{BAD_TAG} fails {BAD_RATE:.0%} of its requests (prod 0.1%). `graysteps progress` shifts "
+                          "10%, 30%, then 50/50 to gray, comparing gray with prod from Prometheus after each step; "
+                          f"{TRAFFIC_RATE} requests/s flow all the while.")
+        plan = self.out_dir / "progressive.yaml"
+        plan.write_text(PROGRESSIVE_PLAN, encoding="utf-8")
+        self.misbehave("prod", 0.001)
+        self.misbehave("gray", BAD_RATE)
+        wall0 = time.time()
+        try:
+            with Traffic(self.state["ingress"], self.host, rate=TRAFFIC_RATE) as traffic:
+                wall0 = time.time() - (time.monotonic() - traffic.t0)
+                time.sleep(2.0)
+                started = time.monotonic() - traffic.t0
+                run = self.graysteps(step, "progress", "--plan", str(plan), "--istiod", self.state["istiod"],
+                                     "--report", str(self.out_dir / "progressive.json"), check=False)
+                time.sleep(3.0)
+            last_gray = traffic.last_seen("gray")
+            back_on_prod = (last_gray - traffic.t0) if last_gray else None
+        finally:
+            self.misbehave("gray", 0.0)
+            self.misbehave("prod", 0.0)
+        timeline = traffic.timeline(1.0)
+        self.progressive = {"plan": str(plan), "exit_code": run.exit_code, "started_s": started,
+                            "back_on_prod_s": back_on_prod, "timeline": timeline, "rate": TRAFFIC_RATE,
+                            "error_rates": self.error_rates(plan, wall0, time.time() - wall0)}
+        self.wait_routes_live(step)
+        if run.exit_code != 1 or "ROLLBACK" not in run.output:
+            raise GraystepsError(f"act 2: the bad version was not rolled back (exit {run.exit_code}); see the output above",
+                                 step=STEP, result=step)
+        self.out(f"  the analysis rolled {SERVICE} back by itself: all traffic on prod "
+                 f"{back_on_prod - started:.1f}s after the schedule started")
 
 
 def envoy_pid(state: dict) -> int | None:
@@ -314,7 +416,8 @@ def run_demo(sandbox_dir: str | None = None, out_dir: str = "reports/demo", *, k
         failure = e
     finally:
         result = DemoResult(str(sandbox), state["ingress"], state["cookie_service"], demo.cookies, demo.steps,
-                            started, time.monotonic() - t0, [envoy_pid(state), envoy_pid(sandbox.read_state())])
+                            started, time.monotonic() - t0, [envoy_pid(state), envoy_pid(sandbox.read_state())],
+                            progressive=demo.progressive)
         result.html, result.chart = write_report(result, target)
         if started and not keep:
             out("")

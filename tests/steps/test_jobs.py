@@ -3,7 +3,8 @@
 from tests.jenkins.cli import graysteps
 from tests.fixtures.jenkins import TOKEN, USER
 
-JOBS = ["gray-release", "gray-traffic", "merge-release", "whitelist-sync", "emergency-rollback", "fleet-status"]
+JOBS = ["gray-release", "gray-traffic", "merge-release", "whitelist-sync", "emergency-rollback", "fleet-status",
+        "gray-progressive"]
 ENV = {"JENKINS_USER": USER, "JENKINS_TOKEN": TOKEN, "GRAYSTEPS_JOBS_REPO": "https://git.example.com/platform/graysteps.git"}
 
 

@@ -120,6 +120,18 @@ def job_specs(services: Sequence[str]) -> tuple[JobSpec, ...]:
             cron="H/15 * * * *",
             keep_builds=200,
         ),
+        JobSpec(
+            "gray-progressive",
+            "Run a progressive plan: each schedule step a stage, gated by metrics; rolls every service back on a bad verdict.",
+            (
+                Parameter("string", "PLAN", "Progressive plan file in this repository (steps, pauses, analyses).",
+                          "plans/progressive.yaml"),
+                Parameter("string", "GIT_REF", "Branch, tag or commit holding the plan.", "main"),
+                Parameter("string", "PROMETHEUS", "Prometheus URL; empty = the plan's analysis.prometheus or the agent's "
+                          "$GRAYSTEPS_PROMETHEUS."),
+            ),
+            keep_builds=100,
+        ),
     )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 CHART_NAME = "traffic.png"
+ERRORS_CHART_NAME = "progressive.png"
 KIND_COLOURS = ("#2e7d32", "#66bb6a", "#ef6c00", "#607d8b")
 
 
@@ -27,6 +28,9 @@ def write_report(result: Any, out_dir: Path) -> tuple[str, str]:
         chart = str(draw_chart(result.steps, out_dir / CHART_NAME))
     except ImportError:
         chart_note = "matplotlib is not installed, so there is no chart: pip install -e '.[demo]'"
+    progressive = getattr(result, "progressive", None) or {}
+    if progressive.get("timeline") and not chart_note:
+        progressive["chart"] = str(draw_error_rates(progressive, out_dir / ERRORS_CHART_NAME))
     page = out_dir / "index.html"
     page.write_text(render_html(result, chart_note), encoding="utf-8")
     return str(page), chart
@@ -58,6 +62,54 @@ def draw_chart(steps: list, path: Path) -> Path:
     axes[-1].set_xticklabels([textwrap.fill(f"{i + 1}. {s.title}", 22) for i, s in enumerate(measured)], fontsize=8)
     axes[0].legend(fontsize=8, ncols=len(kinds) or 1, loc="lower center", bbox_to_anchor=(0.5, 1.06))
     fig.suptitle("graysteps demo: share of each kind of request served by gray after each step (the rest: prod)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def draw_error_rates(progressive: dict, path: Path) -> Path:
+    """Gray's and prod's error rates per second (lines) and the share of answers from gray (shaded), with the
+    schedule's start and the moment every request was back on prod marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = progressive["timeline"]
+    xs = [t for t, _ in rows]
+
+    def rate(cells: dict, profile: str) -> float | None:
+        answers, errors = cells.get(profile, (0, 0))
+        return 100.0 * errors / answers if answers else None
+
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    share_ax = ax.twinx()
+    share = [100.0 * cells.get("gray", (0, 0))[0] / max(sum(v[0] for v in cells.values()), 1) for _, cells in rows]
+    share_ax.fill_between(xs, share, step="post", alpha=0.12, color="#ef6c00", label="share of answers from gray")
+    share_ax.set_ylim(0, 100)
+    share_ax.set_ylabel("% of answers from gray (shaded)")
+    measured = progressive.get("error_rates") or {}
+    for profile, colour in (("gray", "#c62828"), ("prod", "#2e7d32")):
+        if measured.get(profile):  # what the analysis saw: every attempt, from Prometheus
+            points = measured[profile]
+            ax.plot([t for t, _ in points], [v for _, v in points], drawstyle="steps-post", color=colour, marker=".",
+                    label=f"{profile} error rate since the start, per attempt (Prometheus)")
+        ax.plot(xs, [rate(cells, profile) for _, cells in rows], drawstyle="steps-post", color=colour, alpha=0.45,
+                linestyle=":", label=f"{profile} errors seen by callers (after Envoy's retries)")
+    if progressive.get("started_s") is not None:
+        ax.axvline(progressive["started_s"], color="#607d8b", linestyle=":", label="graysteps progress starts")
+    if progressive.get("back_on_prod_s") is not None:
+        ax.axvline(progressive["back_on_prod_s"], color="#000", linestyle="--", label="rolled back: all traffic on prod")
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("error rate, %")
+    ax.set_ylim(0, 30)
+    ax.grid(alpha=0.3)
+    ax.set_zorder(share_ax.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title("act 2: a bad version released on a schedule and rolled back by the analysis "
+                 f"({progressive.get('rate')} requests/s)", fontsize=10, loc="left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -107,6 +159,13 @@ def render_html(result: Any, chart_note: str = "") -> str:
         if step.verify_passed is not None:
             parts.append(f"<p class='{'ok' if step.verify_passed else 'bad'}'>graysteps verify: "
                          f"{'passed' if step.verify_passed else 'FAILED'}</p>")
+    progressive = getattr(result, "progressive", None) or {}
+    if progressive.get("chart"):
+        back = progressive.get("back_on_prod_s")
+        started = progressive.get("started_s")
+        took = f"{back - started:.1f}s after the schedule started" if back is not None and started is not None else "n/a"
+        parts.append(f"<h2>Act 2 in a chart</h2><p>Every request was back on prod {took}.</p>"
+                     f"<p><img src='{ERRORS_CHART_NAME}' alt='error rates over time' style='max-width:100%'></p>")
     parts.append("</body></html>")
     return "\n".join(parts)
 

@@ -108,6 +108,7 @@ class Supervisor:
         self.seed_cluster(api, catalog)
         mesh = self.start_mesh(stack, catalog, kube, istiod)
         self.start_route_sync(stack, api, mesh)
+        self.start_prometheus(stack, mesh)
         self.start_cookie_service(stack, db_url)
 
     def control_plane_binaries(self) -> Path:
@@ -161,6 +162,7 @@ class Supervisor:
         self.component("istiod", pid=istiod._process.proc.pid, port=istiod.http_port, url=istiod.debug_url,
                        health=istiod.debug_url + "/ready", log=str(istiod.log_path), xds_port=istiod.xds_port,
                        webhook_port=istiod.webhook_port)
+        # GRAYSTEPS_ISTIOD: `--wait` of route/release/rollback, and `progress` counting each step once Istio serves it
         self.save(istiod=istiod.debug_url, env={**self.state["env"], "GRAYSTEPS_ISTIOD": istiod.debug_url})
         return istiod
 
@@ -252,6 +254,22 @@ class Supervisor:
         sync.wait_synced()
         self.component("route-sync", pid=os.getpid(), kind="thread",
                        what="watch VirtualServices -> wait until istiod's sync status shows every Envoy serving them")
+
+    def start_prometheus(self, stack: ExitStack, mesh) -> None:
+        """A real Prometheus scraping every Envoy each second: what `graysteps progress` analyses."""
+        from graysteps_lab.world.prometheus import Prometheus
+
+        self.step("starting Prometheus (scrapes every Envoy's /stats/prometheus each second; the first run builds it, "
+                  "about 5 minutes)")
+        prom = stack.enter_context(Prometheus(self.sandbox.path / "prometheus", scrape_interval="1s"))
+        stack.callback(log, "stopping Prometheus")
+        for key, envoy in mesh.envoys.items():  # the gateway and each caller's sidecar
+            prom.scrape_envoy(f"sandbox-{key}", envoy.admin_port)
+        for key in mesh.envoys:
+            prom.wait_scraped(f"sandbox-{key}")
+        self.component("prometheus", pid=prom.pid, port=prom.port, url=prom.url,
+                       health=f"{prom.url}/-/ready", log=str(prom.log_path))
+        self.save(env={**self.state["env"], "GRAYSTEPS_PROMETHEUS": prom.url})
 
     def record_sync_status(self) -> None:
         """Put the watch's health in the state file when it changed (for `status`)."""

@@ -8,7 +8,12 @@ own caller profile, i.e. its sidecar) by the Host `hosts` names for it, forwardi
 appends their hops to its own: the body then shows the whole path A→B.
 
 For retry/timeout tests a backend can fail its next N requests
-(`fail_next`), every request (`fail_all`), or answer slowly (`delay`).
+(`fail_next`), every request (`fail_all`), or answer slowly (`delay`). To play
+a bad version it can be told to fail a share of its requests and add latency
+(`misbehave`), in process or over HTTP: `POST /_lab/misbehave` with
+`{"error_rate": 0.05, "latency_ms": 200}` on the backend's own port (an empty
+object makes it healthy again); that path is answered by the lab, never counted
+as traffic.
 
 Speed: HTTP/1.1 keep-alive and Nagle disabled on the server socket of every
 connection. Without it, a stdlib server writing headers and body separately
@@ -18,12 +23,14 @@ meets Envoy's delayed ACK and manages ~25 requests/s (see bench/).
 from __future__ import annotations
 
 import json
+import random
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Mapping, Sequence
 
 from graysteps.adapters.probe import NoDelayHTTPConnection
 
+MISBEHAVE_PATH = "/_lab/misbehave"
 SERVICE_HEADER = "x-graysteps-service"
 PROFILE_HEADER = "x-graysteps-profile"
 
@@ -32,6 +39,14 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
     backend: "Backend"
+
+    def handle_error(self, request, client_address) -> None:
+        """A peer (Envoy, a load generator) closing its keep-alive connection is normal, not worth a traceback."""
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -69,6 +84,10 @@ class Backend:
         self.fail_all: int | None = None  # when set, every request is answered with this status
         self.requests = 0
         self._fail: list[int] = []
+        self.error_rate = 0.0  # share of requests answered with `error_status`
+        self.error_status = 503
+        self.latency = 0.0  # seconds added to every request while misbehaving
+        self._random = random.Random()
         self._lock = threading.Lock()
         self._local = threading.local()
         handler = _Handler
@@ -110,15 +129,48 @@ class Backend:
         with self._lock:
             self._fail.extend([status] * count)
 
+    def misbehave(self, error_rate: float = 0.0, latency: float = 0.0, *, status: int = 503,
+                  seed: int | None = None) -> None:
+        """From now on fail `error_rate` (0..1) of requests with `status` and add
+        `latency` seconds to each; `misbehave()` makes the backend healthy again."""
+        if not 0.0 <= error_rate <= 1.0:
+            raise ValueError(f"error_rate must be within 0..1, got {error_rate}")
+        if not 0.0 <= latency <= 60.0:
+            raise ValueError(f"latency must be within 0..60 seconds, got {latency}")
+        if not 400 <= status <= 599:
+            raise ValueError(f"status must be an HTTP error 400..599, got {status}")
+        with self._lock:
+            self.error_rate, self.latency, self.error_status = float(error_rate), float(latency), int(status)
+            if seed is not None:
+                self._random.seed(seed)
+
+    def _misbehave_over_http(self, req: BaseHTTPRequestHandler, body: bytes) -> None:
+        try:
+            spec = json.loads(body or b"{}")
+            if not isinstance(spec, dict) or set(spec) - {"error_rate", "latency_ms", "status", "seed"}:
+                raise ValueError("send a JSON object with error_rate (0..1), latency_ms, status, seed")
+            self.misbehave(float(spec.get("error_rate", 0.0)), float(spec.get("latency_ms", 0.0)) / 1000.0,
+                           status=int(spec.get("status", 503)), seed=spec.get("seed"))
+        except (ValueError, TypeError) as e:
+            self._send(req, 400, {"error": str(e)})
+            return
+        self._send(req, 200, {"service": self.service, "profile": self.profile, "error_rate": self.error_rate,
+                              "latency_ms": self.latency * 1000.0, "status": self.error_status})
+
     def _handle(self, req: BaseHTTPRequestHandler) -> None:
         length = int(req.headers.get("Content-Length") or 0)
-        if length:
-            req.rfile.read(length)
+        body = req.rfile.read(length) if length else b""
+        if req.path == MISBEHAVE_PATH and req.command == "POST":
+            self._misbehave_over_http(req, body)
+            return
         with self._lock:
             self.requests += 1
             fail = self._fail.pop(0) if self._fail else self.fail_all
-        if self.delay:
-            threading.Event().wait(self.delay)
+            if fail is None and self.error_rate and self._random.random() < self.error_rate:
+                fail = self.error_status
+            delay = self.delay + self.latency
+        if delay:
+            threading.Event().wait(delay)
         if fail is not None:
             self._send(req, fail, {"hops": [self._hop(req.path)], "error": f"injected {fail}"})
             return

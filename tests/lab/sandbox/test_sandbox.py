@@ -23,7 +23,7 @@ EXPECTED_COMPONENTS = {
     "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "istiod",
     "envoy", "envoy outbound-prod", "envoy outbound-gray",
     "backend test-a/prod", "backend test-a/gray", "backend test-b/prod", "backend test-b/gray",
-    "route-sync", "cookie-service",
+    "route-sync", "cookie-service", "prometheus",
 }
 
 

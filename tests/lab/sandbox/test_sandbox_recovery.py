@@ -24,7 +24,7 @@ def test_up_after_a_killed_supervisor_stops_the_orphaned_servers_and_starts_afre
         state = json.loads((directory / "state.json").read_text())
         servers = {c["name"]: c["pid"] for c in state["components"] if c["pid"] != state["pid"]}
         envoys = {"envoy", "envoy outbound-prod", "envoy outbound-gray"}
-        assert set(servers) == {"etcd", "kube-apiserver", "istiod", "cookie-service"} | envoys
+        assert set(servers) == {"etcd", "kube-apiserver", "istiod", "cookie-service", "prometheus"} | envoys
         os.kill(state["pid"], signal.SIGKILL)
         deadline = time.monotonic() + 10
         while pid_alive(state["pid"]) and time.monotonic() < deadline:
@@ -34,7 +34,7 @@ def test_up_after_a_killed_supervisor_stops_the_orphaned_servers_and_starts_afre
         while any(pid_alive(servers[e]) for e in envoys) and time.monotonic() < deadline:
             time.sleep(0.05)
         orphans = [name for name, pid in servers.items() if pid_alive(pid)]
-        assert {"etcd", "kube-apiserver", "istiod", "cookie-service"} <= set(orphans), "the orphans this test is about"
+        assert {"etcd", "kube-apiserver", "istiod", "cookie-service", "prometheus"} <= set(orphans), "the orphans this test is about"
         assert graysteps("sandbox", "status", "--dir", str(directory)).returncode == 3
 
         again = graysteps("sandbox", "up", "--dir", str(directory), "--no-workloads")
