@@ -1,1 +1,1 @@
-"""The model: catalog, strategy, plan, manifests, image references; pure data and its checks."""
+"""The model: catalog, strategy, plan, schedule, manifests, image references, tenants, cookies, numbers and the sequential tests; pure data and its checks."""

@@ -1,1 +1,1 @@
-"""Routing: the seed strategies as operations on VirtualServices (strategy, operations) and their safe write to the cluster (cluster)."""
+"""Routing: the strategies as pure, repeatable transforms of a VirtualService (operations); the cluster write is the route step's."""
