@@ -10,6 +10,7 @@ parses the URL fully when it opens the database, and runs this same check first.
 from __future__ import annotations
 
 import os
+import urllib.parse
 from pathlib import Path
 from typing import Mapping
 
@@ -17,6 +18,7 @@ from graysteps.errors import InvalidInput
 
 DB_ENV = "GRAYSTEPS_DB"
 BACKENDS = ("sqlite", "mysql", "mariadb")
+DRIVERS = {"sqlite": (None, "pysqlite"), "mysql": ("pymysql",), "mariadb": ("pymysql",)}  # what install_requires brings
 URL_FORMS = "use sqlite:///PATH or mysql+pymysql://USER:PASS@HOST/DB"
 
 
@@ -54,4 +56,15 @@ def check_db_url(url: str) -> str:
         raise InvalidInput(f"--db: unsupported database {backend!r}; {URL_FORMS}")
     if backend == "sqlite" and rest.split("?", 1)[0] in ("", "/", "/:memory:"):
         raise InvalidInput("--db: an SQLite database needs a file (sqlite:///PATH), not an in-memory database")
+    driver = scheme.partition("+")[2] or None
+    if driver not in DRIVERS[backend]:
+        raise InvalidInput(f"--db: driver {driver or 'default'!r} is not one graysteps ships for {backend}; {URL_FORMS}")
+    if backend != "sqlite":
+        try:
+            parts = urllib.parse.urlsplit(url)
+            parts.port  # noqa: B018 (raises for a port that is not 0-65535)
+        except ValueError:
+            raise InvalidInput(f"--db: the host or port of the {backend} URL is not valid; {URL_FORMS}") from None
+        if not parts.hostname or not parts.path.strip("/"):
+            raise InvalidInput(f"--db: a {backend} URL needs a host and a database name; {URL_FORMS}")
     return url
