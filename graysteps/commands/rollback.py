@@ -46,6 +46,8 @@ def run(args) -> int:
 
     # Checked before the first write, without loading the database layer.
     actor = check_actor(args.actor)
+    if args.db == "":
+        raise InvalidInput("--db is empty: give the audit database URL, or leave --db out", step=NAME)
     audit_db = args.db or os.environ.get(DB_ENV)
     if audit_db:
         check_db_url(audit_db)
