@@ -18,6 +18,7 @@ cases in about a minute; CASES counts them (printed at the end of the module).
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import io
 import json
 import os
@@ -36,6 +37,8 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 EXAMPLES_PER_COMMAND = int(os.environ.get("GRAYSTEPS_PROPERTY_EXAMPLES", "25"))
 CASES: dict[str, int] = {}
+CASE_TIMEOUT_S = 120
+HANG_FILE = Path(os.environ.get("GRAYSTEPS_PROPERTY_HANG_FILE", "/tmp/graysteps-property-hang.txt"))
 
 # ------------------------------------------------------------------ bad values
 
@@ -77,27 +80,37 @@ bad_service = st.one_of(
 )
 bad_cookie_name = st.one_of(
     st.text(max_size=70).filter(lambda s: not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}", s)), with_control)
+bad_branch = st.one_of(st.text(max_size=30).filter(lambda s: not re.fullmatch(r"[A-Za-z0-9._/-]+", s)),
+                       st.sampled_from(["-x", "--upload-pack=x"]), with_control)
 bad_choice = st.text(max_size=20).filter(lambda s: s not in ("prod", "gray", "whitelist", "weight", "balanced",
                                                              "linked", "promote", "rollback", "Strict", "Lax", "None"))
-# Database URLs that are malformed, or name something graysteps cannot use.
-malformed_db_url = st.one_of(
-    st.sampled_from([
-        "", "sqlite://", "sqlite:///", "sqlite:///:memory:", "postgresql://u:pw@127.0.0.1:1/db",
-        "mysql+nodriver://u:pw@127.0.0.1/db", "mysql://u:pw@127.0.0.1/db", "not a url", "://", "SQLITE:///x.db",
-    ]),
-    st.text(max_size=30).filter(lambda s: "://" not in s),
-    with_control,
-)
-# ... and well-formed ones that cannot be opened (nobody listens, bad port or options, no such directory).
 bad_db_url = st.one_of(
-    malformed_db_url,
     st.sampled_from([
+        "sqlite://", "sqlite:///", "sqlite:///:memory:", "postgresql://u:pw@127.0.0.1:1/db", "mysql+nodriver://u:pw@127.0.0.1/db",
         "mysql+pymysql://u:pw@127.0.0.1:1/db", "mysql+pymysql://u:pw@127.0.0.1:99999999/db",
         "mysql+pymysql://u:pw@127.0.0.1:x/db", "mysql+pymysql://u:pw@[::1/db", "sqlite:////proc/no-such/w.db",
-        "mysql+pymysql://u:pw@127.0.0.1:1/db?charset=nope&ssl=1",
+        "not a url", "://", "SQLITE:///x.db", "mysql+pymysql://u:pw@127.0.0.1:1/db?charset=nope&ssl=1",
     ]),
+    st.text(max_size=30).filter(lambda s: "://" not in s),
     st.text(max_size=20).map(lambda q: f"mysql+pymysql://u:pw@127.0.0.1:1/db?{q}"),
+    with_control,
 )
+
+
+def _malformed(url: str) -> bool:
+    from graysteps.adapters.db.url import check_db_url
+    from graysteps.errors import InvalidInput
+
+    try:
+        check_db_url(url)
+    except InvalidInput:
+        return True
+    return False
+
+
+# rollback rolls back first and records afterwards (a database that is down never delays it), so for
+# rollback only a malformed URL is bad input; a well-formed URL of a database that is down is not.
+malformed_db_url = bad_db_url.filter(_malformed)
 bad_url = st.one_of(
     st.sampled_from(["ftp://127.0.0.1/", "http://", "https://:0", "localhost:15001", "127.0.0.1", "file:///etc/passwd",
                      "http://[::1", "http://127.0.0.1:99999/", "javascript:alert(1)", ""]),
@@ -206,8 +219,6 @@ def templates(files: Files, kubeconfig: str) -> dict[str, tuple[list[str], dict]
                     "--tolerance": bad_duration, "--max-requests": bad_int(1, 10_000_000),
                     "--concurrency": bad_int(1, 256), "--rollout-timeout": bad_duration, "--junit": out_file}),
         "status": (["status", *kube], {"--service": bad_service, "--catalog": yaml_file}),
-        # An emergency rollback takes traffic off gray before it opens the audit database (a database
-        # that is down must never delay it), so only a malformed --db may stop it before it writes.
         "rollback": (["rollback", "--service", "test-a", *kube],
                      {"--service": bad_service, "--workers": bad_int(1, 64), "--db": malformed_db_url, "--actor": bad_text,
                       "--namespace": bad_service}),
@@ -215,12 +226,13 @@ def templates(files: Files, kubeconfig: str) -> dict[str, tuple[list[str], dict]
                     {"--plan": yaml_file, "--db": bad_db_url, "--actor": bad_text, "--catalog": yaml_file}),
         "jobs render": (["jobs", "render", "--out", "jobs-out", "--repo", "https://git.example/r.git", "--catalog",
                          "catalog.yaml"],
-                        {"--out": out_dir, "--repo": st.one_of(bad_url, st.sampled_from(["--upload-pack=x", "-c x",
-                                                                                          "https://u:pw@h/r.git"])),
-                         "--branch": bad_tenant, "--credentials-id": bad_text, "--catalog": yaml_file}),
+                        {"--out": out_dir, "--repo": st.one_of(bad_url.filter(lambda u: not u.startswith("file:///")),
+                                                               st.sampled_from(["--upload-pack=x", "-c x",
+                                                                                "https://u:pw@h/r.git"])),
+                         "--branch": bad_branch, "--credentials-id": bad_text, "--catalog": yaml_file}),
         "jobs sync": (["jobs", "sync", "--url", "http://127.0.0.1:1/", "--repo", "https://git.example/r.git",
                        "--catalog", "catalog.yaml"],
-                      {"--url": bad_url, "--folder": bad_tenant, "--branch": bad_tenant, "--catalog": yaml_file}),
+                      {"--url": bad_url, "--folder": bad_tenant, "--branch": bad_branch, "--catalog": yaml_file}),
         "build": (["build", "--service", "test-a", "--context", "ctx", "--tag", "1.0",
                    "--docker-host", "unix:///nonexistent/docker.sock"],
                   {"--service": bad_service, "--context": st.sampled_from(SPECIAL_PATHS), "--tag": bad_tenant,
@@ -285,8 +297,18 @@ def run_case(root: Path, argv: list[str], via_json: bool, monkeypatch, cluster=N
         monkeypatch.setenv("GRAYSTEPS_ARGS", json.dumps(argv))
         argv = ["--args-json-env", "GRAYSTEPS_ARGS"]
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
+    # A case that hangs (a command that should have refused and serves or waits instead) ends the run
+    # after CASE_TIMEOUT_S instead of hanging CI, leaving its argv and every thread's stack in HANG_FILE.
+    HANG_FILE.write_text(f"hung on: {argv!r}\n")
+    hang = open(HANG_FILE, "a")
+    faulthandler.dump_traceback_later(CASE_TIMEOUT_S, exit=True, file=hang)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(argv)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+        hang.close()
+        HANG_FILE.unlink(missing_ok=True)
     stderr = err.getvalue()
     assert code in (1, 2), (argv, code, out.getvalue()[:300], stderr[:500])
     assert out.getvalue() == "", (argv, out.getvalue()[:300])

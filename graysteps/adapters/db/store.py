@@ -163,7 +163,7 @@ def open_existing_store(url: str | None = None) -> Store | None:
     """For read-only commands: the database as it is (no schema upgrade); reading never creates a
     database file or its folder. None when the default SQLite file does not exist yet (nothing was
     ever whitelisted); InvalidInput when `--db` or $GRAYSTEPS_DB names an SQLite file that does not
-    exist (a typo must not read as "nobody is gray")."""
+    exist (a typo must not read as "nobody is gray"). None too for a database without graysteps' tables."""
     resolved = resolve_db_url(url, create_dir=False)
     engine = create_store_engine(resolved)
     path = engine.url.database or ""
@@ -173,7 +173,15 @@ def open_existing_store(url: str | None = None) -> Store | None:
             raise InvalidInput(f"no whitelist database at {path}: check --db / ${DB_ENV}, "
                                "or create it with `graysteps whitelist add` or `whitelist sync`")
         return None
-    return Store(resolved, engine)
+    store = Store(resolved, engine)
+    from graysteps.adapters.db import migrations
+
+    with store.read() as conn:
+        empty = migrations.current_version(conn) == 0
+    if empty:  # a database without graysteps' tables yet (a fresh MySQL database): nothing is whitelisted
+        store.close()
+        return None
+    return store
 
 
 def _first_line(error: BaseException) -> str:

@@ -10,6 +10,7 @@ parses the URL fully when it opens the database, and runs this same check first.
 from __future__ import annotations
 
 import os
+import urllib.parse
 from pathlib import Path
 from typing import Mapping
 
@@ -17,7 +18,7 @@ from graysteps.errors import InvalidInput
 
 DB_ENV = "GRAYSTEPS_DB"
 BACKENDS = ("sqlite", "mysql", "mariadb")
-DRIVERS = {"sqlite": ("", "pysqlite"), "mysql": ("pymysql",), "mariadb": ("pymysql",)}  # what graysteps installs
+DRIVERS = {"sqlite": (None, "pysqlite"), "mysql": ("pymysql",), "mariadb": ("pymysql",)}  # what install_requires brings
 URL_FORMS = "use sqlite:///PATH or mysql+pymysql://USER:PASS@HOST/DB"
 
 
@@ -53,10 +54,17 @@ def check_db_url(url: str) -> str:
         raise InvalidInput(f"--db: that is not a database URL; {URL_FORMS}")
     if backend not in BACKENDS:
         raise InvalidInput(f"--db: unsupported database {backend!r}; {URL_FORMS}")
-    driver = scheme.split("+", 1)[1] if "+" in scheme else ""
-    if driver not in DRIVERS[backend]:
-        named = f"driver {driver!r}" if driver else "its default driver"
-        raise InvalidInput(f"--db: {backend} with {named} is not supported (graysteps installs PyMySQL); {URL_FORMS}")
     if backend == "sqlite" and rest.split("?", 1)[0] in ("", "/", "/:memory:"):
         raise InvalidInput("--db: an SQLite database needs a file (sqlite:///PATH), not an in-memory database")
+    driver = scheme.partition("+")[2] or None
+    if driver not in DRIVERS[backend]:
+        raise InvalidInput(f"--db: driver {driver or 'default'!r} is not one graysteps ships for {backend}; {URL_FORMS}")
+    if backend != "sqlite":
+        try:
+            parts = urllib.parse.urlsplit(url)
+            parts.port  # noqa: B018 (raises for a port that is not 0-65535)
+        except ValueError:
+            raise InvalidInput(f"--db: the host or port of the {backend} URL is not valid; {URL_FORMS}") from None
+        if not parts.hostname or not parts.path.strip("/"):
+            raise InvalidInput(f"--db: a {backend} URL needs a host and a database name; {URL_FORMS}")
     return url

@@ -104,6 +104,12 @@ def test_an_unreachable_database_is_a_clear_error_without_the_password():
     ("postgresql://release:s3cret@db.example/graysteps", "unsupported database 'postgresql'"),
     ("sqlite://", "needs a file"),
     ("sqlite:///:memory:", "needs a file"),
+    ("mysql+nodriver://release:s3cret@127.0.0.1/graysteps", "driver 'nodriver' is not one graysteps ships"),
+    ("mysql://release:s3cret@127.0.0.1/graysteps", "driver 'default' is not one graysteps ships"),
+    ("mysql+pymysql://release:s3cret@127.0.0.1:99999999/graysteps", "host or port"),
+    ("mysql+pymysql://release:s3cret@127.0.0.1:x/graysteps", "host or port"),
+    ("mysql+pymysql://release:s3cret@[::1/graysteps", "host or port"),
+    ("mysql+pymysql://release:s3cret@127.0.0.1/", "needs a host and a database name"),
 ])
 def test_the_cheap_url_check_refuses_what_the_store_refuses_and_never_shows_a_password(url, says):
     from graysteps.adapters.db.url import check_db_url
