@@ -70,7 +70,8 @@ def test_folder_is_created_when_missing_and_jobs_go_inside_it(fake_jenkins):
 
 
 def test_missing_credentials_are_bad_input_and_nothing_is_sent(fake_jenkins):
-    result = graysteps("jobs", "sync", "--url", fake_jenkins.url, env={"JENKINS_USER": USER})
+    without_token = {k: v for k, v in ENV.items() if k != "JENKINS_TOKEN"}
+    result = graysteps("jobs", "sync", "--url", fake_jenkins.url, env=without_token)
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.strip().splitlines() == [
