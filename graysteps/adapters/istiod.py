@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from graysteps.adapters.urls import mask_url
 from graysteps.errors import GraystepsError
 
 XDS_TYPES = ("type.googleapis.com/envoy.config.cluster.v3.Cluster",
@@ -176,17 +177,10 @@ class IstioWait:
         try:
             self.floor = newest_push(self.get)
         except (OSError, ValueError) as e:
-            raise GraystepsError(f"--wait: istiod's debug endpoint {_masked(self.url)} did not answer "
+            raise GraystepsError(f"--wait: istiod's debug endpoint {mask_url(self.url)} did not answer "
                                  f"({type(e).__name__}); nothing was written. Check --istiod / ${ISTIOD_ENV} "
                                  "(istiod's HTTP debug port, 15014 in a cluster)", step=self.step) from e
 
     def served(self, changes: list[ConfigChange | None]) -> Served:
         return wait_until_served([c for c in changes if c is not None], self.get, after_push=self.floor,
                                  timeout=self.timeout, step=self.step)
-
-
-def _masked(url: str) -> str:
-    """`url` with any user:password replaced by ***."""
-    import re
-
-    return re.sub(r"//[^/@]*@", "//***@", url)

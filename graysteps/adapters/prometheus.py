@@ -19,6 +19,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from graysteps.adapters.urls import mask_url
 from graysteps.errors import GraystepsError
 
 MAX_ANSWER_BYTES = 1 << 20
@@ -29,23 +30,11 @@ class PrometheusError(GraystepsError):
     """Prometheus could not answer a query."""
 
 
-def masked(url: str) -> str:
-    """`url` with a password (or token) in it replaced by ***."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None and parts.username is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.password is not None else "***@"
-    return urllib.parse.urlunsplit((parts.scheme, user + host, parts.path, "", ""))
-
-
 class PrometheusClient:
     def __init__(self, url: str, *, timeout: float = DEFAULT_TIMEOUT, step: str = "progress"):
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise PrometheusError(f"Prometheus URL {masked(url)!r} is not an http(s):// URL", step=step)
+            raise PrometheusError(f"Prometheus URL {mask_url(url)!r} is not an http(s):// URL", step=step)
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.step = step
@@ -56,7 +45,7 @@ class PrometheusClient:
             token = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
             self._headers["Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
             self.url = urllib.parse.urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[1], parts.path.rstrip("/"), "", ""))
-        self.shown = masked(url.rstrip("/"))
+        self.shown = mask_url(url.rstrip("/"))
 
     def _fail(self, what: str) -> PrometheusError:
         return PrometheusError(f"Prometheus at {self.shown}: {what}", step=self.step)
