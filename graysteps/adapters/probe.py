@@ -53,8 +53,8 @@ def by_path(status: int, headers: http.client.HTTPMessage, body: bytes) -> str:
 
 
 def probe(url: str, host: str, n: int, headers: Mapping[str, str] | None = None, concurrency: int = 4,
-          *, key: KeyFunction = by_profile, timeout: float = 30.0) -> Counter:
-    """Send `n` GET requests to `url` (Host: `host`) and count the answers by `key`."""
+          *, key: KeyFunction = by_profile, timeout: float = 30.0, method: str = "GET") -> Counter:
+    """Send `n` requests (GET, or `method`, without a body) to `url` (Host: `host`) and count the answers by `key`."""
     if n < 0 or concurrency < 1:
         raise ValueError(f"probe: n must be >= 0 and concurrency >= 1, got n={n}, concurrency={concurrency}")
     parts = urlsplit(url)
@@ -72,7 +72,7 @@ def probe(url: str, host: str, n: int, headers: Mapping[str, str] | None = None,
         conn = NoDelayHTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
         try:
             for _ in range(share):
-                local[_one(conn, target, request_headers, key)] += 1
+                local[_one(conn, method, target, request_headers, key)] += 1
         finally:
             conn.close()
             with lock:
@@ -86,11 +86,11 @@ def probe(url: str, host: str, n: int, headers: Mapping[str, str] | None = None,
     return counts
 
 
-def _one(conn: NoDelayHTTPConnection, target: str, headers: Mapping[str, str], key: KeyFunction) -> str:
+def _one(conn: NoDelayHTTPConnection, method: str, target: str, headers: Mapping[str, str], key: KeyFunction) -> str:
     """One request; a keep-alive connection the server closed meanwhile is reopened once."""
     for attempt in (1, 2):
         try:
-            conn.request("GET", target, headers=dict(headers))
+            conn.request(method, target, headers=dict(headers))
             resp = conn.getresponse()
             body = resp.read()
             if resp.will_close:

@@ -2,12 +2,11 @@
 catalog entry graysteps would be given for it (corpus/cases.yaml), and every chain of
 strategies each case is run through.
 
-`outcomes()` yields, for every case and chain, the VirtualService graysteps makes (or
-the refusal it must give). It is the hook for checks that need more than the object:
-test_corpus.py validates every output with `istioctl validate`; a check that sends
-traffic through istiod and Envoy takes the same outcomes, loads `outcome.rendered` and
-`outcome.case.destination_rules` into the mesh and asks where each request lands
-(`outcome.case.service` names prod and gray).
+`run_chain()` gives, for a case and a chain, the VirtualService graysteps makes (or the
+refusal it must give); `first_route()` and `landing()` say where a request goes by Istio's
+first-match rules, and `expected_landing()` where the strategy says it must go.
+test_corpus.py checks the objects and validates every output with `istioctl validate`;
+test_corpus_traffic.py sends each request of `requests_for()` through istiod and Envoy.
 """
 
 from __future__ import annotations
@@ -16,9 +15,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 import yaml
 
+from graysteps.errors import GraystepsError
 from graysteps.model.strategy import STRATEGIES, Strategy, parse_strategy
+from graysteps.routing.operations import apply_strategy
 
 CORPUS = Path(__file__).parent / "corpus"
 
@@ -36,6 +38,7 @@ class Case:
     service_name: str
     catalog_entry: dict
     refused: dict = field(default_factory=dict)
+    root_host: str | None = None  # a delegate's: the host of the root VirtualService that delegates to it
 
     @property
     def path(self) -> Path:
@@ -68,11 +71,26 @@ class Case:
 
 def cases() -> list[Case]:
     table = yaml.safe_load((CORPUS / "cases.yaml").read_text())
-    return [Case(file, entry["service"], entry["catalog"], entry.get("refused") or {}) for file, entry in table.items()]
+    return [Case(file, entry["service"], entry["catalog"], entry.get("refused") or {}, entry.get("root"))
+            for file, entry in table.items()]
 
 
 def chain_id(chain: list[Strategy]) -> str:
     return "-".join(s.label for s in chain)
+
+
+def run_chain(case, service, chain):
+    """(output, None) or (None, refusal message); a refusal must be the expected one."""
+    vs = case.original(service)
+    for strategy in chain:
+        expected = case.refusal(strategy)
+        if expected:
+            with pytest.raises(GraystepsError, match=expected) as caught:
+                apply_strategy(vs, service, strategy)
+            assert "\n" not in caught.value.message
+            return None, caught.value.message
+        vs = apply_strategy(vs, service, strategy)
+    return vs, None
 
 
 # --- where a request lands: Istio's first-match semantics over http routes -------------
@@ -204,4 +222,30 @@ def requests_for(vs: dict) -> list[Request]:
                 for gateway in gateways:
                     headers = r.headers + ((("cookie", cookie),) if cookie else ())
                     out.append(replace(r, headers=headers, source_labels=(("profile", profile),), gateway=gateway))
+    return out
+
+
+def expected_landing(original_route, service, strategy, request) -> dict:
+    """Where `strategy` sends `request`, from the route that took it before graysteps:
+    only the prod+gray share of a route with prod moves; everything else stays."""
+    before = landing(original_route, service)
+    opted_out = original_route is not None and original_route.get("name") in service.opt_out_routes
+    if "prod" not in before or opted_out or strategy.name == "rollback":
+        return before
+    share = before.get("prod", 0) + before.get("gray", 0)
+    headers, labels = dict(request.headers), dict(request.source_labels)
+    if strategy.name == "promote":
+        gray = share
+    elif strategy.name in ("weight", "balanced"):
+        total = 100 if len(original_route["route"]) == 1 else sum(e.get("weight", 0) for e in original_route["route"])
+        units = round(share * total)
+        gray = ((units * strategy.gray_weight() + 50) // 100) / total
+    elif strategy.name == "whitelist":
+        gray = share if "tenantGray=1" in headers.get("cookie", "") else 0
+    else:  # linked: callers labelled profile=gray, through the mesh
+        gray = share if labels.get("profile") == "gray" and request.gateway == "mesh" else 0
+    out = {k: v for k, v in before.items() if k not in ("prod", "gray")}
+    for key, value in (("gray", gray), ("prod", share - gray)):
+        if value > 1e-9:
+            out[key] = value
     return out

@@ -11,10 +11,10 @@ import subprocess
 import pytest
 import yaml
 
-from graysteps.errors import GraystepsError
 from graysteps.model.strategy import parse_strategy
 from graysteps.routing.operations import apply_strategy, is_graysteps_route
-from tests.routing.corpus_cases import CHAINS, CORPUS, cases, chain_id, first_route, landing, requests_for
+from tests.routing.corpus_cases import (CHAINS, CORPUS, cases, chain_id, expected_landing, first_route, landing,
+                                        requests_for, run_chain)
 from tests.routing.fixture_pairs import without_graysteps_marks
 
 CASES = cases()
@@ -36,20 +36,6 @@ def identity(route: dict) -> str:
 
 def total_weight(entries: list) -> int:
     return 100 if len(entries) == 1 else sum(e.get("weight", 0) for e in entries)
-
-
-def run_chain(case, service, chain):
-    """(output, None) or (None, refusal message); a refusal must be the expected one."""
-    vs = case.original(service)
-    for strategy in chain:
-        expected = case.refusal(strategy)
-        if expected:
-            with pytest.raises(GraystepsError, match=expected) as caught:
-                apply_strategy(vs, service, strategy)
-            assert "\n" not in caught.value.message
-            return None, caught.value.message
-        vs = apply_strategy(vs, service, strategy)
-    return vs, None
 
 
 @pytest.mark.parametrize("chain", CHAINS, ids=chain_id)
@@ -83,32 +69,6 @@ def test_every_case_and_chain_is_idempotent_keeps_foreign_fields_and_rolls_back_
 
     rolled = apply_strategy(out, service, ROLLBACK)
     assert without_graysteps_marks(rolled) == original
-
-
-def expected_landing(original_route, service, strategy, request) -> dict:
-    """Where `strategy` sends `request`, from the route that took it before graysteps:
-    only the prod+gray share of a route with prod moves; everything else stays."""
-    before = landing(original_route, service)
-    opted_out = original_route is not None and original_route.get("name") in service.opt_out_routes
-    if "prod" not in before or opted_out or strategy.name == "rollback":
-        return before
-    share = before.get("prod", 0) + before.get("gray", 0)
-    headers, labels = dict(request.headers), dict(request.source_labels)
-    if strategy.name == "promote":
-        gray = share
-    elif strategy.name in ("weight", "balanced"):
-        total = 100 if len(original_route["route"]) == 1 else sum(e.get("weight", 0) for e in original_route["route"])
-        units = round(share * total)
-        gray = ((units * strategy.gray_weight() + 50) // 100) / total
-    elif strategy.name == "whitelist":
-        gray = share if "tenantGray=1" in headers.get("cookie", "") else 0
-    else:  # linked: callers labelled profile=gray, through the mesh
-        gray = share if labels.get("profile") == "gray" and request.gateway == "mesh" else 0
-    out = {k: v for k, v in before.items() if k not in ("prod", "gray")}
-    for key, value in (("gray", gray), ("prod", share - gray)):
-        if value > 1e-9:
-            out[key] = value
-    return out
 
 
 @pytest.mark.parametrize("chain", CHAINS, ids=chain_id)
