@@ -79,6 +79,11 @@ def wait_until_served(changes: list[ConfigChange], debug_get: Callable[[str], An
     `after_push` None (the writes are older than any push one could read), return
     once every proxy has acknowledged what it was sent.
 
+    Every proxy the change concerns, that is: istiod pushes a VirtualService change
+    to every gateway (`router`), but to a sidecar only when the sidecar routes by it,
+    so when every VirtualService changed is bound only to gateways (no `mesh`, read
+    from the object istiod holds) sidecars are not waited for.
+
     `debug_get(path)` answers istiod's debug endpoints, decoded from JSON. Raises
     GraystepsError after `timeout` seconds naming what was still missing.
     """
@@ -87,10 +92,12 @@ def wait_until_served(changes: list[ConfigChange], debug_get: Callable[[str], An
     floor = after_push if changes else None
     while True:
         try:
-            missing = _not_in_istiod(changes, debug_get("/debug/configz")) if changes else []
+            configz = debug_get("/debug/configz") if changes else []
+            missing = _not_in_istiod(changes, configz)
             in_istiod = not missing
             if in_istiod:
-                proxies = debug_get("/debug/syncz")
+                sidecars = not changes or _concerns_sidecars(changes, configz)
+                proxies = [p for p in debug_get("/debug/syncz") if sidecars or p.get("proxy_type") != "sidecar"]
                 missing = [p.get("proxy", "?") for p in proxies if not _acked_after(p, floor)]
                 if not missing:
                     pushes = [_newest_push(p) for p in proxies]
@@ -106,9 +113,14 @@ def wait_until_served(changes: list[ConfigChange], debug_get: Callable[[str], An
         time.sleep(poll)
 
 
+def _held(configz: list[dict]) -> dict[tuple, dict]:
+    """(kind, namespace, name) -> the object istiod holds (/debug/configz)."""
+    return {(c.get("kind"), (c.get("metadata") or {}).get("namespace", ""), (c.get("metadata") or {}).get("name")): c
+            for c in configz or []}
+
+
 def _not_in_istiod(changes: list[ConfigChange], configz: list[dict]) -> list[str]:
-    held = {(c.get("kind"), (c.get("metadata") or {}).get("namespace", ""), (c.get("metadata") or {}).get("name")):
-            (c.get("metadata") or {}).get("resourceVersion") for c in configz or []}
+    held = {key: (c.get("metadata") or {}).get("resourceVersion") for key, c in _held(configz).items()}
     missing = []
     for change in changes:
         key = (change.kind, change.namespace, change.name)
@@ -118,6 +130,25 @@ def _not_in_istiod(changes: list[ConfigChange], configz: list[dict]) -> list[str
         elif held.get(key) != change.resource_version and not _newer(held.get(key), change.resource_version):
             missing.append(f"{change.kind} {change.namespace}/{change.name} at resourceVersion {change.resource_version}")
     return missing
+
+
+def binds_mesh(vs: dict) -> bool:
+    """Whether sidecars route by a VirtualService: it names no gateways, or `mesh` (for all
+    its routes or in one route's match)."""
+    spec = vs.get("spec") or {}
+    if "mesh" in (spec.get("gateways") or ["mesh"]):
+        return True
+    return any("mesh" in (c.get("gateways") or []) for r in spec.get("http") or [] for c in r.get("match") or [])
+
+
+def _concerns_sidecars(changes: list[ConfigChange], configz: list[dict]) -> bool:
+    """Whether istiod pushes these changes to sidecars: anything but VirtualServices bound only to gateways."""
+    held = _held(configz)
+    for change in changes:
+        vs = held.get((change.kind, change.namespace, change.name))
+        if change.kind != "VirtualService" or change.resource_version is None or vs is None or binds_mesh(vs):
+            return True
+    return False
 
 
 def _newer(held: str | None, written: str) -> bool:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 from urllib.parse import urlencode
 
-from graysteps.adapters.istiod import newest_push, wait_until_served
+from graysteps.adapters.istiod import binds_mesh, newest_push, wait_until_served
 from graysteps.adapters.probe import probe
 from graysteps_lab.world.backend import PROFILE_HEADER, SERVICE_HEADER, Backend
 from graysteps_lab.world.envoy import Envoy
@@ -102,14 +102,6 @@ def gateways_of(vs: Mapping) -> set[str]:
         for clause in route.get("match") or []:
             names += clause.get("gateways") or []
     return {n if "/" in n else f"{namespace}/{n}" for n in names if n != "mesh"}
-
-
-def binds_mesh(vs: Mapping) -> bool:
-    """Whether a VirtualService (or one of its routes) applies to sidecars: `mesh`, or no gateways at all."""
-    spec = vs.get("spec") or {}
-    if "mesh" in (spec.get("gateways") or ["mesh"]):
-        return True
-    return any("mesh" in (c.get("gateways") or []) for r in spec.get("http") or [] for c in r.get("match") or [])
 
 
 def concrete_host(host: str) -> str:
@@ -262,20 +254,14 @@ class DestinationMesh:
 
     def route(self, virtual_services: Sequence[Mapping], timeout: float = 30.0) -> float:
         """Route by these VirtualServices (and no other the mesh wrote); the seconds until every
-        Envoy they bind serves them: the callers for `mesh`, the gateway Envoy for a gateway.
-        istiod pushes a change only to the proxies it concerns, so one bound only to gateways
-        never reaches the callers, and waiting for them would never end."""
+        Envoy they concern serves them (graysteps' own `--wait`: istiod pushes a VirtualService
+        bound only to gateways to no sidecar)."""
         floor = newest_push(self.istiod.debug)
         written = [as_lab_object({"kind": "VirtualService", **vs}) for vs in virtual_services]
         for vs in written:
             self.scene.namespace(vs["metadata"]["namespace"])
         changes = self.scene.replace_virtual_services(written)
-        proxies = set()
-        if any(binds_mesh(vs) for vs in written):
-            proxies |= {f"caller-{p}" for p in self.callers}
-        if gateways_of_all(written):
-            proxies.add("gateway")
-        return wait_until_served(changes, self._debug_of(proxies), after_push=floor, timeout=timeout,
+        return wait_until_served(changes, self.istiod.debug, after_push=floor, timeout=timeout,
                                  step="testworld").seconds
 
     def _debug_of(self, envoys: set[str]):

@@ -1,8 +1,8 @@
 """What the DestinationMesh reads from user-written VirtualServices (the traffic it
 sends is tested on the corpus: tests/routing/test_corpus_traffic.py)."""
 
-from graysteps_lab.world.destination_mesh import (Target, binds_mesh, concrete_host, destinations_of, gateways_of,
-                                                  mesh_hosts, qualified)
+from graysteps_lab.world.destination_mesh import (Target, concrete_host, destinations_of, gateways_of, mesh_hosts,
+                                                  qualified)
 
 
 def vs(spec: dict, namespace: str | None = "shop") -> dict:
@@ -42,13 +42,6 @@ def test_gateways_are_namespaced_from_the_object_and_mesh_is_not_one():
             "http": [{"match": [{"gateways": ["other/gw2"]}, {"uri": {"prefix": "/"}}]}]}
     assert gateways_of(vs(spec)) == {"shop/gw", "istio-system/ingress", "other/gw2"}
     assert gateways_of(vs({"hosts": ["a"]}, namespace=None)) == set()
-
-
-def test_a_virtualservice_applies_to_sidecars_without_gateways_with_mesh_or_a_route_bound_to_mesh():
-    assert binds_mesh(vs({"hosts": ["a"]}))
-    assert binds_mesh(vs({"gateways": ["gw", "mesh"]}))
-    assert not binds_mesh(vs({"gateways": ["gw"]}))
-    assert binds_mesh(vs({"gateways": ["gw"], "http": [{"match": [{"gateways": ["mesh"]}]}]}))
 
 
 def test_the_hosts_sidecars_route_are_qualified_lowercase_and_a_wildcard_is_made_concrete():
