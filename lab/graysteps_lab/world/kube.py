@@ -5,6 +5,7 @@ started with envtest-like flags on loopback, with Istio's CRDs installed.
     world = KubeWorld(workdir).start()
     api = world.api_client()          # admin (system:masters) over client-cert TLS
     world.stop_apiserver(); world.start_apiserver()   # same etcd, same URL
+    world.apiserver_generation        # +1 at every start of kube-apiserver
     world.stop()
 
 There is no kubelet, controller-manager or scheduler: Deployments do not get
@@ -118,6 +119,9 @@ class KubeWorld(ManagedServer):
         self.port: int | None = None
         self._etcd: ServerProcess | None = None
         self._apiserver: ServerProcess | None = None
+        # How many times kube-apiserver has been started: a client that started before the
+        # last (re)start has seen its watches broken (Istiod.follow_apiserver_restart).
+        self.apiserver_generation = 0
 
     @property
     def server(self) -> str:
@@ -190,6 +194,7 @@ class KubeWorld(ManagedServer):
             "--profiling=false", "--v=1",
         ], self.workdir / "kube-apiserver.log").start()
         self._apiserver.wait_ready(self._apiserver_ready, self.ready_timeout, "ready on /readyz")
+        self.apiserver_generation += 1
 
     def stop_apiserver(self) -> None:
         """Stop kube-apiserver only (etcd and its data stay): for fault tests."""
