@@ -57,8 +57,9 @@ def _nearest_existing(path: str) -> str:
 
 def _writable_place(text: str, *, directory: bool) -> str:
     """An output path that can be written: no NUL, not an existing directory (for a file) or file (for a
-    directory), and its nearest existing ancestor a writable directory. Checked before the command
-    runs, so a report that cannot be written never comes after changes and output."""
+    directory), and its nearest existing ancestor a writable directory, where a temp file really can be
+    created and removed. Checked before the command runs, so a report that cannot be written never comes
+    after changes and output."""
     import os
 
     if not text or "\0" in text:
@@ -74,7 +75,26 @@ def _writable_place(text: str, *, directory: bool) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} cannot be created: {anchor!r} is not a directory")
     if not os.access(anchor, os.W_OK):
         raise argparse.ArgumentTypeError(f"{text!r} cannot be written: no write permission on {anchor!r}")
+    _probe(text, anchor if os.path.isdir(anchor) else os.path.dirname(os.path.abspath(anchor)))
     return text
+
+
+def _probe(text: str, directory: str) -> None:
+    """Create and remove an empty temp file in `directory`: the permission bits say yes to root everywhere
+    (/proc, read-only mounts), so only a real create tells. An existing file's directory is probed too, as
+    atomic writers put their temp file next to it."""
+    import os
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".graysteps-probe-")
+        try:
+            os.close(fd)
+        finally:
+            os.unlink(probe)
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise argparse.ArgumentTypeError(f"{text!r} cannot be written: {reason} in {directory!r}") from None
 
 
 def output_file(text: str) -> str:

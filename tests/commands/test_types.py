@@ -1,0 +1,68 @@
+"""graysteps.commands._types: output paths are checked up front by really creating (and removing) a temp
+file where the output will go, so a report that cannot be written is refused before the command runs."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from graysteps.commands._types import output_dir, output_file
+
+ROOT = Path(__file__).resolve().parents[2]
+CATALOG = str(ROOT / "examples" / "catalog.yaml")
+UNDER_PROC = "/proc/graysteps-no-such/out"  # /proc is a directory root may "write" (os.access), yet nothing is created there
+
+
+@pytest.mark.parametrize("check", [output_file, output_dir])
+def test_a_path_under_proc_is_refused_in_one_line(check):
+    with pytest.raises(argparse.ArgumentTypeError) as refused:
+        check(UNDER_PROC)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith(f"{UNDER_PROC!r} cannot be written: ") and message.endswith(" in '/proc'")
+
+
+@pytest.mark.parametrize("argv", [
+    ["verify", "--service", "test-a", "--junit", UNDER_PROC],
+    ["jobs", "render", "--out", UNDER_PROC, "--repo", "https://git.example/r.git", "--catalog", CATALOG],
+])
+def test_the_cli_refuses_it_before_running_the_command(argv):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAYSTEPS_", "JENKINS_"))}
+    done = subprocess.run([sys.executable, "-m", "graysteps", *argv], capture_output=True, text=True, env=env,
+                          timeout=60, cwd=ROOT)
+    assert (done.returncode, done.stdout) == (2, ""), (done.returncode, done.stdout, done.stderr)
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"{UNDER_PROC!r} cannot be written" in done.stderr
+
+
+def test_a_normal_place_passes_and_leaves_nothing_behind(tmp_path):
+    (tmp_path / "existing.xml").write_text("old\n")
+    (tmp_path / "existing-dir").mkdir()
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    for text in [str(tmp_path / "report.xml"), str(tmp_path / "new" / "deeper" / "report.xml"),
+                 str(tmp_path / "existing.xml")]:
+        assert output_file(text) == text
+    for text in [str(tmp_path / "jobs"), str(tmp_path / "new" / "jobs"), str(tmp_path / "existing-dir")]:
+        assert output_dir(text) == text
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert (tmp_path / "existing.xml").read_text() == "old\n"
+
+
+def test_a_place_where_nothing_can_be_created_is_refused_naming_the_reason(tmp_path, monkeypatch):
+    """What a read-only mount does to root: permission bits say yes, creating a file says no."""
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    for check in (output_file, output_dir):
+        with pytest.raises(argparse.ArgumentTypeError) as refused:
+            check(str(tmp_path / "a" / "out"))
+        assert str(refused.value) == f"{str(tmp_path / 'a' / 'out')!r} cannot be written: " \
+                                     f"{os.strerror(errno.EROFS)} in {str(tmp_path)!r}"
