@@ -1,4 +1,4 @@
-"""argparse `type=` functions over graysteps.model.numbers: a bad number is a usage error (exit 2) naming the option."""
+"""argparse `type=` functions: a bad number or path is a usage error (exit 2) naming the option, before the command runs."""
 
 from __future__ import annotations
 
@@ -41,6 +41,13 @@ def fraction_in(low: float, high: float, *, open_high: bool = False) -> Callable
 positive_int = int_in(1, 1_000_000)
 port_number = int_in(0, 65535)
 duration = duration_in(0.0, 31_536_000.0)
+
+
+def input_file(text: str) -> str:
+    """A file to read: an empty value is refused, never taken as "not given" (which means a default file)."""
+    if not text:
+        raise argparse.ArgumentTypeError("'' is not a path: give a file, or leave the option out for its default")
+    return text
 
 
 def _nearest_existing(path: str) -> str:

@@ -84,8 +84,8 @@ def _source(args):
     from graysteps.errors import InvalidInput
     from graysteps.adapters.jenkins.render import Source
 
-    repo = args.repo or _default_repo()
-    if not repo:
+    repo = args.repo if args.repo is not None else _default_repo()  # an empty --repo is refused below, not defaulted
+    if repo is None:
         raise InvalidInput("no repository for the Jenkinsfiles: pass --repo URL or set GRAYSTEPS_JOBS_REPO", step=f"jobs {args.jobs_command}")
     step = f"jobs {args.jobs_command}"
     if not re.fullmatch(r"[A-Za-z0-9._/-]+", args.branch) or args.branch.startswith("-"):

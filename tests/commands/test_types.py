@@ -1,5 +1,6 @@
 """graysteps.commands._types: output paths are checked up front by really creating (and removing) a temp
-file where the output will go, so a report that cannot be written is refused before the command runs."""
+file where the output will go, so a report that cannot be written is refused before the command runs; an
+empty input path is refused rather than taken for "not given" (the default file)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from graysteps.commands._types import output_dir, output_file
+from graysteps.commands._types import input_file, output_dir, output_file
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = str(ROOT / "examples" / "catalog.yaml")
@@ -66,3 +67,40 @@ def test_a_place_where_nothing_can_be_created_is_refused_naming_the_reason(tmp_p
             check(str(tmp_path / "a" / "out"))
         assert str(refused.value) == f"{str(tmp_path / 'a' / 'out')!r} cannot be written: " \
                                      f"{os.strerror(errno.EROFS)} in {str(tmp_path)!r}"
+
+
+def test_an_empty_input_path_is_refused_not_taken_for_the_default():
+    with pytest.raises(argparse.ArgumentTypeError, match="^'' is not a path: "):
+        input_file("")
+    assert input_file("catalog.yaml") == "catalog.yaml"
+
+
+@pytest.mark.parametrize("argv, named", [
+    # seen in the property test: an empty --catalog meant ./catalog.yaml, and release went on to the cluster
+    # (printing its plan outcome on stdout when the cluster was unreachable)
+    (["release", "--plan", "plan.yaml", "--catalog", "", "--kubeconfig", "kubeconfig"], "argument --catalog: '' is not a path"),
+    (["status", "--catalog", "catalog.yaml", "--kubeconfig", ""], "argument --kubeconfig: '' is not a path"),
+    (["render", "--catalog", "", "--service", "test-a", "--strategy", "promote"], "argument --catalog: '' is not a path"),
+    (["render", "--service", "test-a", "--strategy", "promote", "--from", ""], "argument --from: '' is not a path"),
+    (["deploy", "--service", "test-a", "--env", "gray", "--image", "r.example/a:1", "--build-record", ""],
+     "argument --build-record: '' is not a path"),
+    (["jobs", "render", "--out", "jobs", "--repo", ""], "--repo '' is not a repository URL"),
+])
+def test_the_cli_refuses_an_empty_path_before_running_the_command(argv, named, tmp_path):
+    """Run where a good catalog, plan and (unreachable) kubeconfig sit, so a value taken for "not given"
+    would have gone on to run the command."""
+    (tmp_path / "catalog.yaml").write_text(Path(CATALOG).read_text())
+    (tmp_path / "plan.yaml").write_text((ROOT / "examples" / "plans" / "scenario-1.yaml").read_text())
+    (tmp_path / "kubeconfig").write_text(
+        '{"apiVersion": "v1", "kind": "Config", "current-context": "c", "clusters": [{"name": "k", "cluster": '
+        '{"server": "https://127.0.0.1:1"}}], "users": [{"name": "u", "user": {"token": "t"}}], '
+        '"contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}]}')
+    before = sorted(tmp_path.iterdir())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAYSTEPS_", "JENKINS_", "KUBECONFIG"))}
+    env |= {"GRAYSTEPS_DB": f"sqlite:///{tmp_path / 'audit.db'}"}
+    done = subprocess.run([sys.executable, "-m", "graysteps", *argv], capture_output=True, text=True, env=env,
+                          timeout=60, cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (2, ""), (done.returncode, done.stdout, done.stderr)
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert named in done.stderr, done.stderr
+    assert sorted(tmp_path.iterdir()) == before
