@@ -1,4 +1,4 @@
-"""argparse `type=` functions: a bad number or path is a usage error (exit 2) naming the option, before the command runs."""
+"""argparse `type=` functions: a bad number, path or URL is a usage error (exit 2) naming the option, before the command runs."""
 
 from __future__ import annotations
 
@@ -48,6 +48,24 @@ def input_file(text: str) -> str:
     if not text:
         raise argparse.ArgumentTypeError("'' is not a path: give a file, or leave the option out for its default")
     return text
+
+
+def url_of(*schemes: str) -> Callable[[str], str]:
+    """SCHEME://HOST[:PORT][/PATH] with one of `schemes`, a valid host and a port in 1-65535 (shown masked)."""
+
+    def url(text: str) -> str:
+        from graysteps.adapters.urls import mask_url, url_problem
+
+        problem = url_problem(text, schemes)
+        if problem:
+            raise argparse.ArgumentTypeError(f"{mask_url(text)!r} is not allowed: {problem}")
+        return text
+
+    return url
+
+
+http_url = url_of("http")
+http_or_https_url = url_of("http", "https")
 
 
 def _nearest_existing(path: str) -> str:

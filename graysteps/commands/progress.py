@@ -14,6 +14,7 @@ does for route and release) when istiod's debug address is known
 from __future__ import annotations
 
 from graysteps.commands._cluster_options import add_catalog_argument, add_kubeconfig_argument
+from graysteps.commands._types import http_or_https_url
 from graysteps.commands._wait_options import add_istiod_arguments, istio_wait_if_known
 
 NAME = "progress"
@@ -22,7 +23,7 @@ HELP = "run a schedule of steps (whitelist, weights, promote), each gated by met
 
 def add_arguments(parser) -> None:
     parser.add_argument("--plan", required=True, metavar="FILE", help="progressive plan (YAML): services, steps, analysis, alerts")
-    parser.add_argument("--prometheus", metavar="URL", help="Prometheus for the analysis (default: the plan's analysis.prometheus, else $GRAYSTEPS_PROMETHEUS)")
+    parser.add_argument("--prometheus", metavar="URL", type=http_or_https_url, help="Prometheus for the analysis (default: the plan's analysis.prometheus, else $GRAYSTEPS_PROMETHEUS)")
     parser.add_argument("--dry-run", action="store_true", help="check the plan, the first step (apiserver dry run) and Prometheus; write nothing")
     parser.add_argument("--show", action="store_true", help="print the schedule as JSON (and write it to --report) and stop; no cluster, no Prometheus")
     parser.add_argument("--step", type=int, metavar="N", help="run only step N (1-based), e.g. one Jenkins stage")

@@ -1,6 +1,7 @@
 """graysteps.commands._types: output paths are checked up front by really creating (and removing) a temp
 file where the output will go, so a report that cannot be written is refused before the command runs; an
-empty input path is refused rather than taken for "not given" (the default file)."""
+empty input path is refused rather than taken for "not given" (the default file); a URL option takes only
+SCHEME://HOST[:PORT] with a valid host and a port in 1-65535."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from graysteps.commands._types import input_file, output_dir, output_file
+from graysteps.commands._types import http_or_https_url, http_url, input_file, output_dir, output_file
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = str(ROOT / "examples" / "catalog.yaml")
@@ -75,6 +76,39 @@ def test_an_empty_input_path_is_refused_not_taken_for_the_default():
     assert input_file("catalog.yaml") == "catalog.yaml"
 
 
+@pytest.mark.parametrize("url, says", [
+    ("http://127.0.0.1:99999/", "the port is not a number in 1-65535"),
+    ("http://127.0.0.1:0/", "the port is not a number in 1-65535"),
+    ("http://127.0.0.1:-1/", "the port is not a number in 1-65535"),
+    ("http://127.0.0.1:x/", "the port is not a number in 1-65535"),
+    ("http://[::1", "not a URL"),
+    ("http://[::1]x/", "no valid host"),
+    ("http://a b/", "no valid host"),
+    ("http://:80/", "no valid host"),
+    ("http://", "no valid host"),
+    ("https://127.0.0.1:1/", "use http://HOST[:PORT]"),
+    ("127.0.0.1:1", "use http://HOST[:PORT]"),
+    ("", "use http://HOST[:PORT]"),
+])
+def test_a_bad_url_is_refused_in_one_line_naming_why(url, says):
+    with pytest.raises(argparse.ArgumentTypeError) as refused:
+        http_url(url)
+    assert str(refused.value).startswith(f"{url!r} is not allowed: {says}") and "\n" not in str(refused.value)
+
+
+def test_a_refused_url_never_shows_its_password():
+    with pytest.raises(argparse.ArgumentTypeError) as refused:
+        http_url("http://u:hunter2@127.0.0.1:99999/")
+    assert "hunter2" not in str(refused.value) and "'http://u:***@127.0.0.1:99999/'" in str(refused.value)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:1", "http://gateway:8080/", "http://[::1]:65535/p", "http://h_1.example",
+                                 "http://u:pw@istiod.istio-system:15014"])
+def test_a_good_url_passes_as_given(url):
+    assert http_url(url) == url and http_or_https_url(url) == url
+    assert http_or_https_url(url.replace("http://", "https://", 1)).startswith("https://")
+
+
 @pytest.mark.parametrize("argv, named", [
     # seen in the property test: an empty --catalog meant ./catalog.yaml, and release went on to the cluster
     # (printing its plan outcome on stdout when the cluster was unreachable)
@@ -84,9 +118,19 @@ def test_an_empty_input_path_is_refused_not_taken_for_the_default():
     (["render", "--service", "test-a", "--strategy", "promote", "--from", ""], "argument --from: '' is not a path"),
     (["deploy", "--service", "test-a", "--env", "gray", "--image", "r.example/a:1", "--build-record", ""],
      "argument --build-record: '' is not a path"),
+    # seen in the property test (world): port 99999 passed, and verify ran and printed its report
+    (["verify", "--service", "test-a", "--gateway", "http://127.0.0.1:99999/", "--kubeconfig", "kubeconfig"],
+     "argument --gateway: 'http://127.0.0.1:99999/' is not allowed: the port is not a number in 1-65535"),
+    (["verify", "--service", "test-a", "--gateway", "http://127.0.0.1:1/", "--gray-caller", "http://h:0/"],
+     "argument --gray-caller: 'http://h:0/' is not allowed"),
+    (["verify", "--service", "test-a", "--gateway", ""], "argument --gateway: '' is not allowed"),
+    (["route", "--service", "test-a", "--strategy", "promote", "--istiod", "http://istiod:99999"],
+     "argument --istiod: 'http://istiod:99999' is not allowed"),
+    (["jobs", "sync", "--url", "http://127.0.0.1:99999/", "--repo", "https://git.example/r.git"],
+     "argument --url: 'http://127.0.0.1:99999/' is not allowed"),
     (["jobs", "render", "--out", "jobs", "--repo", ""], "--repo '' is not a repository URL"),
 ])
-def test_the_cli_refuses_an_empty_path_before_running_the_command(argv, named, tmp_path):
+def test_the_cli_refuses_an_empty_path_or_a_bad_url_before_running_the_command(argv, named, tmp_path):
     """Run where a good catalog, plan and (unreachable) kubeconfig sit, so a value taken for "not given"
     would have gone on to run the command."""
     (tmp_path / "catalog.yaml").write_text(Path(CATALOG).read_text())
@@ -97,7 +141,7 @@ def test_the_cli_refuses_an_empty_path_before_running_the_command(argv, named, t
         '"contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}]}')
     before = sorted(tmp_path.iterdir())
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAYSTEPS_", "JENKINS_", "KUBECONFIG"))}
-    env |= {"GRAYSTEPS_DB": f"sqlite:///{tmp_path / 'audit.db'}"}
+    env |= {"GRAYSTEPS_DB": f"sqlite:///{tmp_path / 'audit.db'}", "JENKINS_USER": "u", "JENKINS_TOKEN": "t"}
     done = subprocess.run([sys.executable, "-m", "graysteps", *argv], capture_output=True, text=True, env=env,
                           timeout=60, cwd=tmp_path)
     assert (done.returncode, done.stdout) == (2, ""), (done.returncode, done.stdout, done.stderr)
