@@ -68,6 +68,19 @@ http_url = url_of("http")
 http_or_https_url = url_of("http", "https")
 
 
+def docker_endpoint(text: str) -> str:
+    """A Docker API endpoint: unix:///PATH or npipe:////./pipe/NAME, else tcp, http, https or ssh://HOST[:PORT]."""
+    from graysteps.adapters.urls import mask_url, url_problem
+
+    scheme, sep, rest = text.partition("://")
+    if sep and scheme in ("unix", "npipe") and rest.strip("/") and not any(c.isspace() for c in rest):
+        return text
+    problem = url_problem(text, ("tcp", "http", "https", "ssh"))
+    if problem:
+        raise argparse.ArgumentTypeError(f"{mask_url(text)!r} is not allowed: {problem}, or unix:///PATH")
+    return text
+
+
 def _nearest_existing(path: str) -> str:
     import os
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from graysteps.commands._types import http_or_https_url
+from graysteps.commands._types import duration, http_or_https_url
 
 DEFAULT_TIMEOUT = 60.0
 
@@ -19,7 +19,7 @@ def add_wait_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_istiod_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--wait-timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+    parser.add_argument("--wait-timeout", type=duration, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"how long to wait for Istio to serve a change before failing (default {DEFAULT_TIMEOUT:g})")
     parser.add_argument("--istiod", metavar="URL", type=http_or_https_url,
                         help="istiod's HTTP debug address, e.g. http://istiod.istio-system:15014 "

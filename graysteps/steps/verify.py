@@ -16,6 +16,7 @@ the request bound (then the check fails as inconclusive).
 from __future__ import annotations
 
 import datetime
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -304,6 +305,8 @@ def validate_settings(settings: ProbeSettings) -> None:
         problem = url_problem(str(url), ("http",))
         if problem:
             raise InvalidInput(f"{flag} {mask_url(str(url))!r} is not allowed: {problem}")
+    if not re.fullmatch(r"[!-~]*", settings.path):  # http.client refuses the rest, after the checks that ran
+        raise InvalidInput(f"--path {settings.path!r} is not allowed: use a URL path of printable ASCII, no spaces, e.g. /")
     if not 0 < settings.tolerance < 50:
         raise InvalidInput(f"--tolerance {settings.tolerance:g} is not allowed: use percentage points in (0, 50)")
     if not 0.5 <= settings.confidence < 1:

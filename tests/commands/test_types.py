@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from graysteps.commands._types import http_or_https_url, http_url, input_file, output_dir, output_file
+from graysteps.commands._types import (docker_endpoint, http_or_https_url, http_url, input_file, output_dir,
+                                       output_file)
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = str(ROOT / "examples" / "catalog.yaml")
@@ -109,6 +111,18 @@ def test_a_good_url_passes_as_given(url):
     assert http_or_https_url(url.replace("http://", "https://", 1)).startswith("https://")
 
 
+@pytest.mark.parametrize("endpoint", ["unix:///run/podman/podman.sock", "tcp://127.0.0.1:2375", "https://docker.example:2376",
+                                      "ssh://builder@docker.example", "npipe:////./pipe/docker_engine"])
+def test_a_docker_endpoint_passes_as_given(endpoint):
+    assert docker_endpoint(endpoint) == endpoint
+
+
+@pytest.mark.parametrize("endpoint", ["", "unix://", "tcp://", "tcp://h:0", "tcp://h:99999", "ftp://h", "/run/docker.sock"])
+def test_a_bad_docker_endpoint_is_refused(endpoint):
+    with pytest.raises(argparse.ArgumentTypeError, match=f"^{re.escape(repr(endpoint))} is not allowed: "):
+        docker_endpoint(endpoint)
+
+
 @pytest.mark.parametrize("argv, named", [
     # seen in the property test: an empty --catalog meant ./catalog.yaml, and release went on to the cluster
     # (printing its plan outcome on stdout when the cluster was unreachable)
@@ -129,6 +143,15 @@ def test_a_good_url_passes_as_given(url):
     (["jobs", "sync", "--url", "http://127.0.0.1:99999/", "--repo", "https://git.example/r.git"],
      "argument --url: 'http://127.0.0.1:99999/' is not allowed"),
     (["jobs", "render", "--out", "jobs", "--repo", ""], "--repo '' is not a repository URL"),
+    # more of the same kind: an empty --docker-host meant the default socket, a bad port a ValueError (exit 1);
+    # progress wrote --report after the run and took loose integers; --wait-timeout took ' 5'
+    (["build", "--service", "test-a", "--context", ".", "--tag", "1", "--docker-host", ""], "argument --docker-host: ''"),
+    (["build", "--service", "test-a", "--context", ".", "--tag", "1", "--docker-host", "tcp://h:99999"],
+     "argument --docker-host: 'tcp://h:99999' is not allowed: the port"),
+    (["progress", "--plan", "plan.yaml", "--report", UNDER_PROC], f"argument --report: {UNDER_PROC!r} cannot be written"),
+    (["progress", "--plan", "plan.yaml", "--step", " 1"], "argument --step: ' 1' is not allowed"),
+    (["route", "--service", "test-a", "--strategy", "promote", "--wait-timeout", " 5"],
+     "argument --wait-timeout: ' 5' is not allowed"),
 ])
 def test_the_cli_refuses_an_empty_path_or_a_bad_url_before_running_the_command(argv, named, tmp_path):
     """Run where a good catalog, plan and (unreachable) kubeconfig sit, so a value taken for "not given"

@@ -237,6 +237,7 @@ def test_verify_without_a_virtual_service_says_to_route_first(kube, fresh_namesp
     (["--gateway", "ftp://x"], "ftp://x"),
     (["--gray-caller", "localhost:15001"], "--gray-caller: 'localhost:15001'"),
     (["--gateway", "http://127.0.0.1:99999/"], "--gateway: 'http://127.0.0.1:99999/' is not allowed: the port"),
+    (["--path", "a b"], "--path 'a b' is not allowed"),
     (["--tolerance", "0"], "--tolerance 0"),
     (["--confidence", "1.5"], "--confidence 1.5"),
     (["--service", "test-A"], "test-A"),
