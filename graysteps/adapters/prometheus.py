@@ -19,7 +19,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from graysteps.adapters.urls import mask_url
+from graysteps.adapters.urls import mask_url, url_problem
 from graysteps.errors import GraystepsError
 
 MAX_ANSWER_BYTES = 1 << 20
@@ -32,9 +32,10 @@ class PrometheusError(GraystepsError):
 
 class PrometheusClient:
     def __init__(self, url: str, *, timeout: float = DEFAULT_TIMEOUT, step: str = "progress"):
+        problem = url_problem(url)
+        if problem:
+            raise PrometheusError(f"Prometheus URL {mask_url(url)!r} is not allowed: {problem}", step=step)
         parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise PrometheusError(f"Prometheus URL {mask_url(url)!r} is not an http(s):// URL", step=step)
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.step = step

@@ -39,6 +39,32 @@ def mask_text(text: str) -> str:
     return _QUERY.sub(lambda m: f"{m.group(1)}?{MASK}", text)
 
 
+# A host as an argument names it: a DNS name or IPv4 address, or an IPv6 address in brackets.
+_HOST = re.compile(r"[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+(%25[A-Za-z0-9._~-]+)?\]")
+
+
+def url_problem(url: str, schemes: tuple[str, ...] = ("http", "https")) -> str | None:
+    """Why `url` is not SCHEME://HOST[:PORT][/PATH] with one of `schemes`, a host and a port in 1-65535;
+    None when it is. The reason never quotes the URL (the caller shows it masked)."""
+    forms = " or ".join(f"{s}://HOST[:PORT]" for s in schemes)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as e:
+        return f"not a URL ({e}); use {forms}"
+    if parts.scheme not in schemes:
+        return f"use {forms}"
+    host = re.sub(r":[^:\]]*\Z", "", parts.netloc.rpartition("@")[2])
+    if not _HOST.fullmatch(host):
+        return f"no valid host (a name, an IPv4 address or an [IPv6] address); use {forms}"
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        return f"the port is not a number in 1-65535; use {forms}"
+    return None
+
+
 def without_credentials(url: str) -> str:
     """The URL with no user, password, query or fragment at all (for audit subjects and names)."""
     try:

@@ -1,4 +1,4 @@
-"""argparse `type=` functions over graysteps.model.numbers: a bad number is a usage error (exit 2) naming the option."""
+"""argparse `type=` functions: a bad number, path or URL is a usage error (exit 2) naming the option, before the command runs."""
 
 from __future__ import annotations
 
@@ -43,6 +43,44 @@ port_number = int_in(0, 65535)
 duration = duration_in(0.0, 31_536_000.0)
 
 
+def input_file(text: str) -> str:
+    """A file to read: an empty value is refused, never taken as "not given" (which means a default file)."""
+    if not text:
+        raise argparse.ArgumentTypeError("'' is not a path: give a file, or leave the option out for its default")
+    return text
+
+
+def url_of(*schemes: str) -> Callable[[str], str]:
+    """SCHEME://HOST[:PORT][/PATH] with one of `schemes`, a valid host and a port in 1-65535 (shown masked)."""
+
+    def url(text: str) -> str:
+        from graysteps.adapters.urls import mask_url, url_problem
+
+        problem = url_problem(text, schemes)
+        if problem:
+            raise argparse.ArgumentTypeError(f"{mask_url(text)!r} is not allowed: {problem}")
+        return text
+
+    return url
+
+
+http_url = url_of("http")
+http_or_https_url = url_of("http", "https")
+
+
+def docker_endpoint(text: str) -> str:
+    """A Docker API endpoint: unix:///PATH or npipe:////./pipe/NAME, else tcp, http, https or ssh://HOST[:PORT]."""
+    from graysteps.adapters.urls import mask_url, url_problem
+
+    scheme, sep, rest = text.partition("://")
+    if sep and scheme in ("unix", "npipe") and rest.strip("/") and not any(c.isspace() for c in rest):
+        return text
+    problem = url_problem(text, ("tcp", "http", "https", "ssh"))
+    if problem:
+        raise argparse.ArgumentTypeError(f"{mask_url(text)!r} is not allowed: {problem}, or unix:///PATH")
+    return text
+
+
 def _nearest_existing(path: str) -> str:
     import os
 
@@ -57,8 +95,9 @@ def _nearest_existing(path: str) -> str:
 
 def _writable_place(text: str, *, directory: bool) -> str:
     """An output path that can be written: no NUL, not an existing directory (for a file) or file (for a
-    directory), and its nearest existing ancestor a writable directory. Checked before the command
-    runs, so a report that cannot be written never comes after changes and output."""
+    directory), and its nearest existing ancestor a writable directory, where a temp file really can be
+    created and removed. Checked before the command runs, so a report that cannot be written never comes
+    after changes and output."""
     import os
 
     if not text or "\0" in text:
@@ -74,7 +113,26 @@ def _writable_place(text: str, *, directory: bool) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} cannot be created: {anchor!r} is not a directory")
     if not os.access(anchor, os.W_OK):
         raise argparse.ArgumentTypeError(f"{text!r} cannot be written: no write permission on {anchor!r}")
+    _probe(text, anchor if os.path.isdir(anchor) else os.path.dirname(os.path.abspath(anchor)))
     return text
+
+
+def _probe(text: str, directory: str) -> None:
+    """Create and remove an empty temp file in `directory`: the permission bits say yes to root everywhere
+    (/proc, read-only mounts), so only a real create tells. An existing file's directory is probed too, as
+    atomic writers put their temp file next to it."""
+    import os
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".graysteps-probe-")
+        try:
+            os.close(fd)
+        finally:
+            os.unlink(probe)
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise argparse.ArgumentTypeError(f"{text!r} cannot be written: {reason} in {directory!r}") from None
 
 
 def output_file(text: str) -> str:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from graysteps.commands._types import duration, http_or_https_url
+
 DEFAULT_TIMEOUT = 60.0
 
 
@@ -17,9 +19,9 @@ def add_wait_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_istiod_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--wait-timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+    parser.add_argument("--wait-timeout", type=duration, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"how long to wait for Istio to serve a change before failing (default {DEFAULT_TIMEOUT:g})")
-    parser.add_argument("--istiod", metavar="URL",
+    parser.add_argument("--istiod", metavar="URL", type=http_or_https_url,
                         help="istiod's HTTP debug address, e.g. http://istiod.istio-system:15014 "
                              "(default: $GRAYSTEPS_ISTIOD)")
 
@@ -38,13 +40,16 @@ def istio_wait(args: argparse.Namespace, step: str):
 
 def istio_wait_if_known(args: argparse.Namespace, step: str):
     """An IstioWait when --istiod or $GRAYSTEPS_ISTIOD names istiod (checked), else None."""
+    from graysteps.adapters.urls import mask_url, url_problem
     from graysteps.errors import InvalidInput
 
     url = args.istiod or os.environ.get("GRAYSTEPS_ISTIOD")
     if not url:
         return None
-    if not url.startswith(("http://", "https://")):
-        raise InvalidInput(f"--istiod {url!r} is not allowed; use an http(s):// URL, e.g. http://istiod.istio-system:15014",
+    problem = url_problem(url)  # --istiod was checked as it was parsed; $GRAYSTEPS_ISTIOD is checked here
+    if problem:
+        where = "--istiod" if args.istiod else "$GRAYSTEPS_ISTIOD"
+        raise InvalidInput(f"{where} {mask_url(url)!r} is not allowed: {problem}, e.g. http://istiod.istio-system:15014",
                            step=step)
     if not 0 < args.wait_timeout <= 3600:
         raise InvalidInput(f"--wait-timeout {args.wait_timeout:g} is not allowed; use 0 < SECONDS <= 3600", step=step)

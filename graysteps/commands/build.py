@@ -8,7 +8,7 @@ import sys
 
 from graysteps.errors import InvalidInput
 
-from graysteps.commands._types import output_file
+from graysteps.commands._types import docker_endpoint, output_file
 
 NAME = "build"
 HELP = "build the service's image (Docker API: $DOCKER_HOST), optionally push it and record its digest"
@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="profile recorded in the image labels (default: gray)")
     parser.add_argument("--out", metavar="FILE", type=output_file,
                         help="where to record the result as JSON (default: .graysteps/build-<service>.json)")
-    parser.add_argument("--docker-host", metavar="URL", help="Docker API endpoint (default: $DOCKER_HOST)")
+    parser.add_argument("--docker-host", metavar="URL", type=docker_endpoint, help="Docker API endpoint (default: $DOCKER_HOST)")
 
 
 def parse_build_args(pairs: list[str]) -> dict[str, str]:

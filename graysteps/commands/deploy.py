@@ -7,7 +7,7 @@ import json
 import sys
 
 from graysteps.commands._cluster_options import add_catalog_argument, add_kubeconfig_argument
-from graysteps.commands._types import duration, int_in
+from graysteps.commands._types import duration, input_file, int_in
 
 NAME = "deploy"
 HELP = "deploy a service's image to its prod or gray namespace (server-side apply), optionally wait for the rollout"
@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_catalog_argument(parser)
     add_kubeconfig_argument(parser)
     parser.add_argument("--create-namespace", action="store_true", help="create the namespace when it is missing")
-    parser.add_argument("--build-record", metavar="FILE",
+    parser.add_argument("--build-record", metavar="FILE", type=input_file,
                         help="build record with the pushed digest (default .graysteps/build-<service>.json)")
     parser.add_argument("--no-pin", action="store_true", help="deploy the image as given, not pinned by digest")
     parser.add_argument("--dry-run", action="store_true", help="ask the apiserver to validate only (dry run)")

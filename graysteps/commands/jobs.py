@@ -8,7 +8,7 @@ the user and API token from $JENKINS_USER / $JENKINS_TOKEN (never argv), and pri
 from __future__ import annotations
 
 from graysteps.commands._cluster_options import add_catalog_argument
-from graysteps.commands._types import output_dir
+from graysteps.commands._types import http_or_https_url, output_dir
 
 NAME = "jobs"
 HELP = "render or sync the Jenkins jobs (parameterized pipelines) graysteps ships"
@@ -19,7 +19,7 @@ def add_arguments(parser) -> None:
     render = sub.add_parser("render", help="write DIR/<job>/config.xml for every pipeline")
     render.add_argument("--out", required=True, metavar="DIR", type=output_dir, help="output directory")
     sync = sub.add_parser("sync", help="create or update the jobs on a Jenkins server (user/token from env)")
-    sync.add_argument("--url", required=True, metavar="URL", help="Jenkins URL, e.g. https://jenkins.example.com/")
+    sync.add_argument("--url", required=True, metavar="URL", type=http_or_https_url, help="Jenkins URL, e.g. https://jenkins.example.com/")
     sync.add_argument("--folder", metavar="F", help="put the jobs in this folder (a/b for nested); created if missing")
     sync.add_argument("--dry-run", action="store_true", help="report what would change; write nothing")
     for p in (render, sync):
@@ -84,8 +84,8 @@ def _source(args):
     from graysteps.errors import InvalidInput
     from graysteps.adapters.jenkins.render import Source
 
-    repo = args.repo or _default_repo()
-    if not repo:
+    repo = args.repo if args.repo is not None else _default_repo()  # an empty --repo is refused below, not defaulted
+    if repo is None:
         raise InvalidInput("no repository for the Jenkinsfiles: pass --repo URL or set GRAYSTEPS_JOBS_REPO", step=f"jobs {args.jobs_command}")
     step = f"jobs {args.jobs_command}"
     if not re.fullmatch(r"[A-Za-z0-9._/-]+", args.branch) or args.branch.startswith("-"):
@@ -132,9 +132,7 @@ def _sync(args) -> int:
     from graysteps.steps.jobs import STEP as step
     from graysteps.steps.jobs import sync_jobs
 
-    shown = mask_url(args.url)
-    if not re.match(r"https?://[^/\s]+", args.url):
-        raise InvalidInput(f"--url {shown!r} is not an http(s) URL of a Jenkins server", step=step)
+    shown = mask_url(args.url)  # an http(s) URL with a host and a valid port: checked as it was parsed
     if args.folder is not None and not re.fullmatch(r"(?!\.\.?(/|$))[\w.-]+(/(?!\.\.?(/|$))[\w.-]+)*", args.folder, re.ASCII):
         raise InvalidInput(f"--folder {args.folder!r} is not a folder path (names of letters, digits, . _ -, joined by /)", step=step)
     source = _source(args)

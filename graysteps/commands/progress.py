@@ -14,6 +14,7 @@ does for route and release) when istiod's debug address is known
 from __future__ import annotations
 
 from graysteps.commands._cluster_options import add_catalog_argument, add_kubeconfig_argument
+from graysteps.commands._types import http_or_https_url, output_file, positive_int
 from graysteps.commands._wait_options import add_istiod_arguments, istio_wait_if_known
 
 NAME = "progress"
@@ -22,11 +23,11 @@ HELP = "run a schedule of steps (whitelist, weights, promote), each gated by met
 
 def add_arguments(parser) -> None:
     parser.add_argument("--plan", required=True, metavar="FILE", help="progressive plan (YAML): services, steps, analysis, alerts")
-    parser.add_argument("--prometheus", metavar="URL", help="Prometheus for the analysis (default: the plan's analysis.prometheus, else $GRAYSTEPS_PROMETHEUS)")
+    parser.add_argument("--prometheus", metavar="URL", type=http_or_https_url, help="Prometheus for the analysis (default: the plan's analysis.prometheus, else $GRAYSTEPS_PROMETHEUS)")
     parser.add_argument("--dry-run", action="store_true", help="check the plan, the first step (apiserver dry run) and Prometheus; write nothing")
     parser.add_argument("--show", action="store_true", help="print the schedule as JSON (and write it to --report) and stop; no cluster, no Prometheus")
-    parser.add_argument("--step", type=int, metavar="N", help="run only step N (1-based), e.g. one Jenkins stage")
-    parser.add_argument("--approve", type=int, metavar="N", help="approve step N's manual pause and go on")
+    parser.add_argument("--step", type=positive_int, metavar="N", help="run only step N (1-based), e.g. one Jenkins stage")
+    parser.add_argument("--approve", type=positive_int, metavar="N", help="approve step N's manual pause and go on")
     parser.add_argument("--settle", default="2s", metavar="DURATION",
                         help="without istiod (--istiod / $GRAYSTEPS_ISTIOD): wait this long after each change before "
                              "counting (default 2s); with it, each step is counted once Istio serves it")
@@ -35,7 +36,7 @@ def add_arguments(parser) -> None:
     add_kubeconfig_argument(parser)
     parser.add_argument("--db", metavar="URL", help="audit database, also the state a run resumes from (default: $GRAYSTEPS_DB, else the default SQLite file)")
     parser.add_argument("--actor", metavar="NAME", help="who runs the plan, for the audit record (default: $BUILD_USER_ID, else $USER)")
-    parser.add_argument("--report", metavar="FILE", help="write the outcome as JSON here")
+    parser.add_argument("--report", metavar="FILE", type=output_file, help="write the outcome as JSON here")
     add_istiod_arguments(parser)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 
 from graysteps.commands._cluster_options import add_catalog_argument
+from graysteps.commands._types import input_file
 
 NAME = "render"
 HELP = "print the VirtualService a strategy produces (YAML on stdout; no cluster)"
@@ -27,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--strategy", metavar="STRATEGY",
                       help="whitelist, weight, balanced, linked, promote or rollback")
     parser.add_argument("--weight", metavar="N", help="gray share in percent (0-100), with --strategy weight")
-    parser.add_argument("--from", dest="from_file", metavar="FILE",
+    parser.add_argument("--from", dest="from_file", metavar="FILE", type=input_file,
                         help="apply the strategy to this VirtualService (YAML) instead of a new one")
     what.add_argument("--env", metavar="ENV", help="prod or gray: print the Deployment and Service `deploy` applies")
     parser.add_argument("--image", metavar="IMAGE", help="image reference, with --env")

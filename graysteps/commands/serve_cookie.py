@@ -49,9 +49,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         server = CookieServer(service, args.host, args.port, limits=limits,
                               access_log=None if args.no_access_log else json_lines_log(sys.stderr))
-    except OSError as e:
+    except (OSError, ValueError) as e:  # ValueError: an address waitress refuses, e.g. ''
         store.close()
-        raise InvalidInput(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from e
+        raise InvalidInput(f"cannot listen on {args.host!r}:{args.port}: {getattr(e, 'strerror', None) or e}") from e
 
     def stop(*_):
         raise SystemExit(0)  # in the serving thread: waitress finishes the requests in flight, then returns

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from graysteps.commands._cluster_options import add_catalog_argument, add_kubeconfig_argument
-from graysteps.commands._types import duration, fraction_in, int_in, output_file
+from graysteps.commands._types import duration, fraction_in, http_url, int_in, output_file
 
 NAME = "verify"
 HELP = "verify a release: rollouts, the live VirtualService, and probes through the gateway; writes JUnit XML"
@@ -15,9 +15,9 @@ HELP = "verify a release: rollouts, the live VirtualService, and probes through 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--service", required=True, help="service name from the catalog, e.g. test-a")
-    parser.add_argument("--gateway", metavar="URL",
+    parser.add_argument("--gateway", metavar="URL", type=http_url,
                         help="http://HOST[:PORT] of the ingress gateway to probe through (no probes without it)")
-    parser.add_argument("--gray-caller", metavar="URL",
+    parser.add_argument("--gray-caller", metavar="URL", type=http_url,
                         help="http://HOST[:PORT] whose requests leave as a gray workload (its sidecar's outbound); "
                              "probes `linked` from the gray side")
     parser.add_argument("--junit", metavar="FILE", type=output_file, help="write the checks as JUnit XML (Jenkins `junit` step)")

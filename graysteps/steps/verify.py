@@ -16,6 +16,7 @@ the request bound (then the check fails as inconclusive).
 from __future__ import annotations
 
 import datetime
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -26,7 +27,7 @@ from graysteps.adapters.kube.workloads import read_rollout, wait_for_rollout
 from graysteps.model.manifests import ENVIRONMENTS, deployment_ref
 from graysteps.errors import GraystepsError, InvalidInput
 from graysteps.adapters.probe import by_profile, probe
-from graysteps.adapters.urls import mask_url
+from graysteps.adapters.urls import mask_url, url_problem
 from graysteps.model.sequential import Decision, ShareTest
 
 STEP = "verify"
@@ -298,14 +299,14 @@ def verify(spec: Any, *, api_client, gateway: str | None = None, envs: tuple[str
 
 
 def validate_settings(settings: ProbeSettings) -> None:
-    from urllib.parse import urlsplit
-
     for flag, url in (("--gateway", settings.gateway), ("--gray-caller", settings.gray_caller)):
         if url is None and flag == "--gray-caller":
             continue  # optional: that probe is reported skipped
-        parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise InvalidInput(f"{flag} {mask_url(str(url))!r} is not allowed: use http://HOST[:PORT]")
+        problem = url_problem(str(url), ("http",))
+        if problem:
+            raise InvalidInput(f"{flag} {mask_url(str(url))!r} is not allowed: {problem}")
+    if not re.fullmatch(r"[!-~]*", settings.path):  # http.client refuses the rest, after the checks that ran
+        raise InvalidInput(f"--path {settings.path!r} is not allowed: use a URL path of printable ASCII, no spaces, e.g. /")
     if not 0 < settings.tolerance < 50:
         raise InvalidInput(f"--tolerance {settings.tolerance:g} is not allowed: use percentage points in (0, 50)")
     if not 0.5 <= settings.confidence < 1:

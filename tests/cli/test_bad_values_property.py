@@ -3,7 +3,7 @@
 For each command, hypothesis takes a good command line and replaces one or
 more of its values with generated bad ones (malformed numbers, control
 characters, bad tenant and service names, paths to devices, FIFOs,
-directories and files with bad content, bad database URLs, bad URLs), passed
+directories and files with bad content, bad database URLs, bad URLs, bad kubeconfigs), passed
 as argv or through --args-json-env. Whatever it draws:
   - no traceback, and no exception escapes the CLI;
   - the exit code is 1 or 2;
@@ -185,6 +185,11 @@ def templates(files: Files, kubeconfig: str) -> dict[str, tuple[list[str], dict]
     yaml_file = bad_file(files, bad_yaml_content)
     out_file = st.sampled_from(["/proc/nope/out", "a-dir", "/dev/full/x", "made/good.txt/x", "a\x00b", "", "/"])
     out_dir = st.sampled_from(["/proc/nope/out", "/dev/full/x", "made/good.txt", "made/good.txt/x", "a\x00b", ""])
+    cluster = {"--kubeconfig": yaml_file}
+    wait = {"--istiod": bad_url, "--wait-timeout": bad_duration}
+    # Any regular file of 32 bytes or more is a usable key (/etc/passwd included): not bad input for --key-file.
+    key_file = st.one_of(st.sampled_from([p for p in SPECIAL_PATHS if p != "/etc/passwd"]),
+                         st.binary(max_size=31).map(files.write))
     cookie = {"--max-age": bad_int(0, 34_560_000), "--cookie-name": bad_cookie_name, "--domain": bad_tenant,
               "--same-site": bad_choice, "--db": bad_db_url}
     return {
@@ -196,12 +201,12 @@ def templates(files: Files, kubeconfig: str) -> dict[str, tuple[list[str], dict]
                            {"--source": st.one_of(bad_file(files, bad_source_content), bad_url),
                             "--reason": bad_text, "--actor": bad_text, "--db": bad_db_url}),
         "cookie": (["cookie", "--tenant", "acme", "--signed"], {"--tenant": bad_tenant, **cookie,
-                                                      "--key-file": bad_file(files, st.binary(max_size=31))}),
+                                                      "--key-file": key_file}),
         "serve-cookie": (["serve-cookie", "--port", "0", "--signed"],
                          {"--port": bad_int(0, 65535), "--ttl": bad_duration, "--generation-check": bad_duration,
                           "--threads": bad_int(1, 1_000_000), "--idle-timeout": bad_int(1, 1_000_000),
                           "--connection-limit": bad_int(1, 1_000_000), "--host": bad_text, **cookie,
-                          "--key-file": bad_file(files, st.binary(max_size=31))}),
+                          "--key-file": key_file}),
         "render": (["render", "--catalog", "catalog.yaml", "--service", "test-a", "--strategy", "weight", "--weight", "20"],
                    {"--service": bad_service, "--strategy": bad_choice, "--weight": bad_int(0, 100),
                     "--from": yaml_file, "--catalog": yaml_file}),
@@ -209,21 +214,23 @@ def templates(files: Files, kubeconfig: str) -> dict[str, tuple[list[str], dict]
                           "registry.example:5000/test-a:1"],
                          {"--env": bad_choice, "--image": bad_text, "--replicas": bad_int(0, 1000), "--service": bad_service}),
         "route": (["route", "--service", "test-a", "--strategy", "weight", "--weight", "20", *kube],
-                  {"--service": bad_service, "--strategy": bad_choice, "--weight": bad_int(0, 100), "--catalog": yaml_file}),
+                  {"--service": bad_service, "--strategy": bad_choice, "--weight": bad_int(0, 100), "--catalog": yaml_file,
+                   **cluster, **wait}),
         "deploy": (["deploy", "--service", "test-a", "--env", "gray", "--image", "registry.example:5000/test-a:1", *kube],
                    {"--service": bad_service, "--env": bad_choice, "--replicas": bad_int(0, 1000),
                     "--timeout": bad_duration, "--progress-deadline": bad_int(1, 999_999_999),
-                    "--build-record": bad_file(files, bad_yaml_content), "--image": bad_text}),
+                    "--build-record": bad_file(files, bad_yaml_content), "--image": bad_text, **cluster}),
         "verify": (["verify", "--service", "test-a", "--gateway", "http://127.0.0.1:1", *kube],
                    {"--service": bad_service, "--gateway": bad_url, "--gray-caller": bad_url,
                     "--tolerance": bad_duration, "--max-requests": bad_int(1, 10_000_000),
-                    "--concurrency": bad_int(1, 256), "--rollout-timeout": bad_duration, "--junit": out_file}),
-        "status": (["status", *kube], {"--service": bad_service, "--catalog": yaml_file}),
+                    "--concurrency": bad_int(1, 256), "--rollout-timeout": bad_duration, "--junit": out_file,
+                    "--path": st.sampled_from(["a b", "/ü", " /"]), **cluster}),
+        "status": (["status", *kube], {"--service": bad_service, "--catalog": yaml_file, **cluster}),
         "rollback": (["rollback", "--service", "test-a", *kube],
                      {"--service": bad_service, "--workers": bad_int(1, 64), "--db": malformed_db_url, "--actor": bad_text,
-                      "--namespace": bad_service}),
+                      "--namespace": bad_service, **cluster, **wait}),
         "release": (["release", "--plan", "plan.yaml", *kube],
-                    {"--plan": yaml_file, "--db": bad_db_url, "--actor": bad_text, "--catalog": yaml_file}),
+                    {"--plan": yaml_file, "--db": bad_db_url, "--actor": bad_text, "--catalog": yaml_file, **cluster, **wait}),
         "jobs render": (["jobs", "render", "--out", "jobs-out", "--repo", "https://git.example/r.git", "--catalog",
                          "catalog.yaml"],
                         {"--out": out_dir, "--repo": st.one_of(bad_url.filter(lambda u: not u.startswith("file:///")),
@@ -236,7 +243,7 @@ def templates(files: Files, kubeconfig: str) -> dict[str, tuple[list[str], dict]
         "build": (["build", "--service", "test-a", "--context", "ctx", "--tag", "1.0",
                    "--docker-host", "unix:///nonexistent/docker.sock"],
                   {"--service": bad_service, "--context": st.sampled_from(SPECIAL_PATHS), "--tag": bad_tenant,
-                   "--profile": bad_choice, "--build-arg": bad_text, "--out": out_file}),
+                   "--profile": bad_choice, "--build-arg": bad_text, "--out": out_file, "--docker-host": bad_url}),
     }
 
 
@@ -293,13 +300,14 @@ def workdir(tmp_path, monkeypatch):
 def run_case(root: Path, argv: list[str], via_json: bool, monkeypatch, cluster=None) -> None:
     before_rows, before_files = database_rows(root / "whitelist.db"), workdir_files(root)
     before_cluster = cluster() if cluster else None
+    given = argv
     if via_json:
         monkeypatch.setenv("GRAYSTEPS_ARGS", json.dumps(argv))
         argv = ["--args-json-env", "GRAYSTEPS_ARGS"]
     out, err = io.StringIO(), io.StringIO()
     # A case that hangs (a command that should have refused and serves or waits instead) ends the run
     # after CASE_TIMEOUT_S instead of hanging CI, leaving its argv and every thread's stack in HANG_FILE.
-    HANG_FILE.write_text(f"hung on: {argv!r}\n")
+    HANG_FILE.write_text(f"hung on: {given!r}" + (" (via --args-json-env)" if via_json else "") + "\n")
     hang = open(HANG_FILE, "a")
     faulthandler.dump_traceback_later(CASE_TIMEOUT_S, exit=True, file=hang)
     try:

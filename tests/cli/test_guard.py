@@ -28,31 +28,57 @@ def one_line(done: subprocess.CompletedProcess) -> str:
     return done.stderr
 
 
-def unwritable_out(tmp_path) -> str:
-    return "/proc/graysteps-no-such/jobs"  # passes the up-front check (/proc is a directory), then mkdir fails
+@pytest.fixture(scope="module")
+def job_names(tmp_path_factory) -> list[str]:
+    """The directories `jobs render` makes, from a run into a fresh directory (which succeeds)."""
+    out = tmp_path_factory.mktemp("jobs-ok")
+    done = graysteps("jobs", "render", "--out", str(out), "--repo", "https://git.example/r.git", "--catalog", CATALOG)
+    assert done.returncode == 0, done.stderr
+    names = sorted(p.name for p in out.iterdir() if (p / "config.xml").is_file())
+    assert names
+    return names
 
 
-def test_an_unexpected_failure_is_one_line_naming_the_command_and_exit_1(tmp_path):
-    out = unwritable_out(tmp_path)
+@pytest.fixture
+def unwritable_out(tmp_path, job_names) -> str:
+    """An --out that passes the up-front check and then fails inside the command, for real.
+
+    The directory exists and is writable (the up-front check really creates a temp file there), but every
+    job's directory name in it is taken by a regular file, so write_all's mkdir raises FileExistsError: an
+    unexpected OSError inside the command, which is what the guard is for. Every name is taken, so the
+    first job fails whatever the order and nothing is printed (stdout stays empty).
+    Not used: a path under /proc (refused up front since the check creates a temp file), a read-only
+    directory (root writes anyway), /dev/full or a full filesystem (a device is refused as an output, no
+    full mount is at hand), RLIMIT_FSIZE (it would break the error file too), monkeypatching (the
+    command runs in a subprocess)."""
+    out = tmp_path / "jobs-out"
+    out.mkdir()
+    for name in job_names:
+        (out / name).write_text("not a directory\n")
+    return str(out)
+
+
+def test_an_unexpected_failure_is_one_line_naming_the_command_and_exit_1(unwritable_out):
+    out = unwritable_out
     done = graysteps("jobs", "render", "--out", out, "--repo", "https://git.example/r.git", "--catalog", CATALOG)
     assert done.returncode == 1
     line = one_line(done)
-    assert line.startswith("graysteps jobs: ") and "/proc/graysteps-no-such" in line
+    assert line.startswith("graysteps jobs: ") and out in line
 
 
 @pytest.mark.parametrize("how", [["--debug"], []])
-def test_the_traceback_is_shown_only_when_asked_for(tmp_path, how):
+def test_the_traceback_is_shown_only_when_asked_for(unwritable_out, how):
     env = {} if how else {"GRAYSTEPS_DEBUG": "1"}
-    done = graysteps(*how, "jobs", "render", "--out", unwritable_out(tmp_path), "--repo", "https://git.example/r.git",
+    done = graysteps(*how, "jobs", "render", "--out", unwritable_out, "--repo", "https://git.example/r.git",
                      "--catalog", CATALOG, env=env)
     assert done.returncode == 1
     assert "Traceback (most recent call last)" in done.stderr
     assert done.stderr.rstrip("\n").splitlines()[-1].startswith("graysteps jobs: ")
 
 
-def test_an_unexpected_failure_is_written_to_the_error_file(tmp_path):
+def test_an_unexpected_failure_is_written_to_the_error_file(tmp_path, unwritable_out):
     error_file = tmp_path / "error.json"
-    done = graysteps("jobs", "render", "--out", unwritable_out(tmp_path), "--repo", "https://git.example/r.git",
+    done = graysteps("jobs", "render", "--out", unwritable_out, "--repo", "https://git.example/r.git",
                      "--catalog", CATALOG, env={"GRAYSTEPS_ERROR_FILE": str(error_file)})
     assert done.returncode == 1
     details = json.loads(error_file.read_text())

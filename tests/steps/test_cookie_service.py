@@ -203,3 +203,9 @@ def test_bad_server_settings_are_one_line_exit_2(cli, args):
     done = cli("serve-cookie", *args)
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr.count("\n") == 1 and "is not allowed" in done.stderr
+
+
+def test_an_address_the_server_refuses_is_one_line_exit_2(cli):
+    done = cli("serve-cookie", "--port", "0", "--host", "")  # waitress raised ValueError: exit 1, its type named
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.count("\n") == 1 and "cannot listen on '':0" in done.stderr

@@ -4,6 +4,7 @@ by `route`) and real Envoys, configured by istiod from that VirtualService, rout
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
@@ -234,7 +235,9 @@ def test_verify_without_a_virtual_service_says_to_route_first(kube, fresh_namesp
 
 @pytest.mark.parametrize("args, named", [
     (["--gateway", "ftp://x"], "ftp://x"),
-    (["--gray-caller", "localhost:15001"], "--gray-caller 'localhost:15001'"),
+    (["--gray-caller", "localhost:15001"], "--gray-caller: 'localhost:15001'"),
+    (["--gateway", "http://127.0.0.1:99999/"], "--gateway: 'http://127.0.0.1:99999/' is not allowed: the port"),
+    (["--path", "a b"], "--path 'a b' is not allowed"),
     (["--tolerance", "0"], "--tolerance 0"),
     (["--confidence", "1.5"], "--confidence 1.5"),
     (["--service", "test-A"], "test-A"),
@@ -247,6 +250,19 @@ def test_bad_verify_input_is_one_line_on_stderr(args, named, tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert_refused(done, named)
     assert not junit.exists()
+
+
+@pytest.mark.parametrize("settings, named", [
+    (ProbeSettings("http://127.0.0.1:99999/"), "--gateway 'http://127.0.0.1:99999/' is not allowed: the port"),
+    (ProbeSettings("http://127.0.0.1:1/", gray_caller="http://127.0.0.1:0/"), "--gray-caller 'http://127.0.0.1:0/'"),
+    (ProbeSettings("http://[::1]x/"), "no valid host"),
+])
+def test_probe_settings_given_in_python_are_checked_like_the_options(settings, named):
+    from graysteps.errors import InvalidInput
+    from graysteps.steps.verify import validate_settings
+
+    with pytest.raises(InvalidInput, match=re.escape(named)):
+        validate_settings(settings)
 
 
 def test_a_gray_caller_without_a_gateway_is_refused(tmp_path):

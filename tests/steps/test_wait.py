@@ -125,7 +125,7 @@ def test_release_with_wait_returns_when_every_service_of_the_plan_is_served(kube
 
 @pytest.mark.parametrize("args, named", [
     (["--wait"], "--wait needs istiod's debug address"),
-    (["--wait", "--istiod", "istiod:15014"], "--istiod 'istiod:15014'"),
+    (["--wait", "--istiod", "istiod:15014"], "argument --istiod: 'istiod:15014' is not allowed"),
     (["--wait", "--istiod", "http://127.0.0.1:1", "--wait-timeout", "0"], "--wait-timeout 0"),
 ])
 def test_bad_wait_input_is_one_line_on_stderr_and_nothing_is_written(args, named, tmp_path, monkeypatch):

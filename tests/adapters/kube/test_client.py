@@ -9,6 +9,18 @@ def test_a_missing_kubeconfig_is_named_with_what_to_do(tmp_path):
         api_client(str(tmp_path / "none"))
 
 
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_a_kubeconfig_that_is_not_a_regular_file_is_refused_before_the_client_blocks_on_it(tmp_path, monkeypatch, how):
+    """A FIFO with no writer blocked the kubernetes client's open() for ever; /dev/zero never ends."""
+    import os
+
+    os.mkfifo(tmp_path / "fifo")
+    for path in (str(tmp_path / "fifo"), "/dev/zero", str(tmp_path)):
+        monkeypatch.setenv("KUBECONFIG", path)
+        with pytest.raises(GraystepsError, match=rf"kubeconfig {path} \(\S+\) is not a regular file"):
+            api_client(path if how == "argument" else None)
+
+
 def test_without_any_credentials_the_error_says_where_they_are_looked_for(tmp_path, monkeypatch):
     monkeypatch.delenv("KUBECONFIG", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
