@@ -49,6 +49,16 @@ class StepsTest extends GraystepsPipelineTest {
     }
 
     @Test
+    void grayRouteCreatesAMissingSubsetOnlyWhenAsked() {
+        step('grayRoute', [service: 'reviews', createSubsets: true, wait: false])
+        step('grayRoute', [service: 'reviews', wait: false])
+        assert shellCalls*.cliArgs == [
+            ['route', '--service=reviews', '--strategy=whitelist', '--create-subsets'],
+            ['route', '--service=reviews', '--strategy=whitelist'],
+        ]
+    }
+
+    @Test
     void grayRouteWithoutCredentialsIdBindsNothingAndUsesTheAgentsKubeconfig() {
         step('grayRoute', [service: 'test-a', kubeconfigCredentialsId: null])
         assert onlyCall().env.KUBECONFIG == null
@@ -192,7 +202,7 @@ class StepsTest extends GraystepsPipelineTest {
     @Test
     void aMisspelledParameterStopsTheBuildAndListsTheAllowedOnes() {
         Throwable failure = failureOf { step('grayRoute', [service: 'test-a', weigth: 20]) }
-        assert failure.message.startsWith('[grayRoute] unknown parameter(s) weigth; allowed: catalog, dryRun, istiod, kubeconfigCredentialsId')
+        assert failure.message.startsWith('[grayRoute] unknown parameter(s) weigth; allowed: catalog, createSubsets, dryRun, istiod, kubeconfigCredentialsId')
         assert shellCalls.isEmpty()
     }
 
