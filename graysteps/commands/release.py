@@ -37,6 +37,7 @@ def format_outcomes(result) -> list[str]:
         if o.message:
             line += f"  - {o.message}"
         lines.append(line)
+        lines.extend(f"warning: {o.service}: {w}" for w in o.warnings)
     return lines
 
 

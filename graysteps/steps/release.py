@@ -61,6 +61,7 @@ class ServiceOutcome:
     before_resource_version: str | None = None
     after_resource_version: str | None = None
     before_spec: dict | None = None
+    warnings: list[str] = field(default_factory=list)  # route's warnings (e.g. a route that shadows the service's)
 
     @property
     def ok(self) -> bool:
@@ -157,7 +158,7 @@ def apply_plan(
             result.error = f"{st.service.name}: {out.message}; nothing was changed"
             result.finished_at = _now()
             return result
-        out.diff = checked.diff
+        out.diff, out.warnings = checked.diff, list(checked.warnings)
         out.created = checked.before is None
         out.status = WOULD_CHANGE if checked.changed else UNCHANGED
     if dry_run:
@@ -181,7 +182,7 @@ def apply_plan(
             if no_answer(e):
                 out.message += " [no answer: if this write reached the apiserver it may have landed; rerunning the plan converges]"
             break
-        out.diff, out.created = res.diff, res.before is None
+        out.diff, out.created, out.warnings = res.diff, res.before is None, list(res.warnings)
         out.before_resource_version, out.after_resource_version = _rv(res.before), _rv(res.after)
         if res.changed:
             out.status = APPLIED
@@ -270,7 +271,7 @@ def write_junit_report(result: PlanResult, path: str) -> None:
         if not o.ok:
             failure = ET.SubElement(case, "failure", type=o.status, message=o.message or o.status)
             failure.text = f"{o.virtual_service}: {o.status}: {o.message}"
-        elif o.diff:
-            ET.SubElement(case, "system-out").text = o.diff
+        elif o.diff or o.warnings:
+            ET.SubElement(case, "system-out").text = "".join(f"warning: {w}\n" for w in o.warnings) + o.diff
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)

@@ -98,3 +98,29 @@ def test_the_route_command_names_the_missing_subset_then_adds_it_with_create_sub
     text = graysteps(*base)
     assert text.returncode == 0 and "unchanged" in text.stdout
     assert "warning: route #1 also sends traffic to reviews subset v3 (20%)" in text.stdout
+
+
+def test_a_release_carries_routes_warnings_to_its_output_json_and_junit(api, service_in, tmp_path):
+    """The warning `route` gives (v3 keeps 20% beside prod and gray) reaches whoever reads the release."""
+    import json
+    import xml.etree.ElementTree as ET
+
+    from graysteps.commands.release import format_outcomes
+    from graysteps.model.plan import Plan, PlanStep
+    from graysteps.steps.release import apply_plan, write_json_report, write_junit_report
+    from graysteps.steps.route import check_subsets
+
+    service = service_in("reviews", catalog=str(CATALOGS / "bookinfo.yaml"))
+    reviews_world(api, service)
+    check_subsets(service, api_client=api, create=True)  # v2 added: the plan itself never adds subsets
+    plan = Plan("reviews-half", "plan.yaml", "", (PlanStep(service, parse_strategy("weight", 50), 1),), "0" * 64)
+    result = apply_plan(plan, api_client=api, actor="tester")
+    assert result.result == "succeeded", result.error
+    [outcome] = result.outcomes
+    assert any("also sends traffic to reviews subset v3 (20%)" in w for w in outcome.warnings), outcome.warnings
+    assert any(line.startswith("warning: reviews: ") and "subset v3 (20%)" in line for line in format_outcomes(result))
+    write_json_report(result, str(tmp_path / "release.json"))
+    write_junit_report(result, str(tmp_path / "release.xml"))
+    assert json.loads((tmp_path / "release.json").read_text())["services"][0]["warnings"] == outcome.warnings
+    out = ET.parse(tmp_path / "release.xml").getroot().find("testcase/system-out").text
+    assert out.startswith(f"warning: {outcome.warnings[0]}\n")
