@@ -111,6 +111,15 @@ def read_bytes(location: str, *, what: str, document: bool = False, allow_url: b
     return _read_file(location, what=what, limit=limit, document=document)
 
 
+def not_regular(mode: int) -> str | None:
+    """What a file of this st_mode is when it is not a regular file ("a FIFO", ...); None when it is one."""
+    if stat.S_ISREG(mode):
+        return None
+    return ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+
+
 def _read_file(path: str, *, what: str, limit: Limits, document: bool) -> bytes:
     name = repr(path)
     if "\0" in path:
@@ -127,10 +136,8 @@ def _read_file(path: str, *, what: str, limit: Limits, document: bool) -> bytes:
         raise InvalidInput(f"{what} {name}: cannot read it ({e.strerror or e})") from None
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            kind = ("a directory" if stat.S_ISDIR(info.st_mode) else "a FIFO" if stat.S_ISFIFO(info.st_mode)
-                    else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)
-                    else "a socket" if stat.S_ISSOCK(info.st_mode) else "not a regular file")
+        kind = not_regular(info.st_mode)
+        if kind:
             raise InvalidInput(f"{what} {name}: is {kind}; give a regular file")
         if info.st_size > limit.max_bytes:
             raise _too_large(what, name, limit, document)

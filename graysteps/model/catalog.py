@@ -206,6 +206,16 @@ class _Validator:
             self.fail(node, key, where, f"must be a mapping, not {type(value).__name__}")
         return value
 
+    def per_profile(self, node: Any, key: str, value: Any, where: str, layout_fits: bool, wrong_layout: str) -> dict:
+        """A `{prod: …, gray: …}` mapping (either may be left out) of a key only one layout takes."""
+        if not layout_fits:
+            self.fail(node, key, where, wrong_layout)
+        given = self.mapping(node, key, value, where)
+        for profile in given:
+            if profile not in PROFILES:
+                self.fail(given, profile, f"{where}.{profile}", "unknown profile; allowed: prod, gray")
+        return given
+
     def services(self, data: Any) -> dict[str, ServiceSpec]:
         if not isinstance(data, dict):
             raise InvalidInput(f"{self.path}: a catalog is a mapping with `services:` (see examples/catalog.yaml)")
@@ -289,12 +299,8 @@ class _Validator:
 
         subsets, node, w = pick("subsets", None)
         if subsets is not None:
-            if layout != "subsets":
-                self.fail(node, "subsets", w, "only the subsets layout names subsets; add `layout: subsets` or drop it")
-            given = self.mapping(node, "subsets", subsets, w)
-            for key in given:
-                if key not in PROFILES:
-                    self.fail(given, key, f"{w}.{key}", "unknown profile; allowed: prod, gray")
+            given = self.per_profile(node, "subsets", subsets, w, layout == "subsets",
+                                     "only the subsets layout names subsets; add `layout: subsets` or drop it")
             subsets = {**DEFAULT_SUBSETS, **given}
             for profile in PROFILES:
                 if not is_dns1123_label(subsets[profile]):
@@ -304,12 +310,9 @@ class _Validator:
                 self.fail(node, "subsets", w, "prod and gray need two different subsets")
         hosts_by_profile, node, w = pick("destinationHosts", None)
         if hosts_by_profile is not None:
-            if layout != "namespaces":
-                self.fail(node, "destinationHosts", w, "only the namespaces layout names hosts; the subsets layout names subsets")
-            given = self.mapping(node, "destinationHosts", hosts_by_profile, w)
+            given = self.per_profile(node, "destinationHosts", hosts_by_profile, w, layout == "namespaces",
+                                     "only the namespaces layout names hosts; the subsets layout names subsets")
             for key, value in given.items():
-                if key not in PROFILES:
-                    self.fail(given, key, f"{w}.{key}", "unknown profile; allowed: prod, gray")
                 if not is_dns1123_label(value):
                     self.fail(given, key, f"{w}.{key}", f"{value!r} is not a Service name: {DNS1123_RULE}")
             hosts_by_profile = dict(given)

@@ -10,9 +10,13 @@ from graysteps.errors import GraystepsError
 
 def _regular_file(path: str, where: str) -> None:
     """The kubernetes client opens and reads a kubeconfig as it is: a FIFO would block it forever, a device
-    never end. Like every file graysteps reads, it must be a regular file (stat does not block)."""
-    if not os.path.isfile(path):
-        raise GraystepsError(f"kubeconfig {path} ({where}) is not a regular file; give the kubeconfig file itself")
+    never end. Like every file graysteps reads (adapters.reading), it must be a regular file (stat does not block)."""
+    from graysteps.adapters.reading import not_regular
+
+    kind = not_regular(os.stat(path).st_mode)
+    if kind:
+        raise GraystepsError(f"kubeconfig {path} ({where}) is not a regular file: it is {kind}; "
+                             "give the kubeconfig file itself")
 
 
 def api_client(kubeconfig: str | None = None) -> Any:

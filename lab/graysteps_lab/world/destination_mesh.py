@@ -134,6 +134,16 @@ def _without_tls(spec: dict) -> dict:
     return spec
 
 
+def service_entry(name: str, namespace: str, host: str, ports: Iterable[int], endpoints: list[dict] | None = None) -> dict:
+    """A ServiceEntry making `host` a service of the mesh on HTTP `ports` (named http-PORT): with
+    `endpoints` at those (resolution STATIC), else with none (NONE: a host to route, nothing behind it)."""
+    spec = {"hosts": [host], "location": "MESH_INTERNAL", "resolution": "STATIC" if endpoints is not None else "NONE",
+            "ports": [{"number": p, "name": f"http-{p}", "protocol": "HTTP"} for p in ports]}
+    if endpoints is not None:
+        spec["endpoints"] = endpoints
+    return lab_object("ServiceEntry", name, namespace, spec)
+
+
 def _name(host: str, generation: int) -> str:
     """The name of the lab's object for `host` in the `generation`-th load: new names each load, so
     istiod makes a full push of every change (an endpoint-only change of one ServiceEntry would be
@@ -175,10 +185,8 @@ class DestinationMesh:
             self.proxies.namespace(DESTINATIONS_NAMESPACE)
             # a service on the callers' port from the start: a sidecar has an egress listener
             # on a port only while some service has that port
-            self.proxies.apply(istio_collection(DESTINATIONS_NAMESPACE, "serviceentries"), lab_object(
-                "ServiceEntry", "callers-port", DESTINATIONS_NAMESPACE, {
-                    "hosts": [f"callers-port.{DESTINATIONS_NAMESPACE}.lab"], "location": "MESH_INTERNAL",
-                    "resolution": "NONE", "ports": [{"number": self.mesh_port, "name": "http", "protocol": "HTTP"}]}))
+            self.proxies.apply(istio_collection(DESTINATIONS_NAMESPACE, "serviceentries"), service_entry(
+                "callers-port", DESTINATIONS_NAMESPACE, f"callers-port.{DESTINATIONS_NAMESPACE}.lab", [self.mesh_port]))
             for profile, address in self.callers.items():
                 labels = {"app": CALLER_APP, self.profile_label: profile}
                 self.proxies.apply(istio_collection(CALLERS_NAMESPACE, "sidecars"), caller_sidecar(
@@ -224,10 +232,8 @@ class DestinationMesh:
         # a sidecar routes only hosts that are services: a VirtualService's host that no route
         # names (Argo Rollouts' `istio-host-split`, split to -stable and -canary) is one too
         for host in sorted(mesh_hosts(virtual_services) - {t.host for t in targets}):
-            self.scene.apply(istio_collection(DESTINATIONS_NAMESPACE, "serviceentries"), lab_object(
-                "ServiceEntry", _name(host, self._generation), DESTINATIONS_NAMESPACE, {
-                    "hosts": [host], "location": "MESH_INTERNAL", "resolution": "NONE",
-                    "ports": [{"number": self.mesh_port, "name": f"http-{self.mesh_port}", "protocol": "HTTP"}]}))
+            self.scene.apply(istio_collection(DESTINATIONS_NAMESPACE, "serviceentries"), service_entry(
+                _name(host, self._generation), DESTINATIONS_NAMESPACE, host, [self.mesh_port]))
         for gateway in gateways_of_all(virtual_services):
             namespace, name = gateway.split("/", 1)
             port = self.gateway_ports.setdefault(gateway, free_port())
@@ -314,11 +320,8 @@ class DestinationMesh:
                       "labels": copy.deepcopy(subsets.get(target.subset, {})) if target.subset else {}}
                      for target, backend in sorted(self.backends.items(), key=lambda i: i[0].key)
                      if target.host == host]
-        self.scene.apply(istio_collection(namespace, "serviceentries"), lab_object(
-            "ServiceEntry", _name(host, self._generation), namespace, {
-                "hosts": [host], "location": "MESH_INTERNAL", "resolution": "STATIC",
-                "ports": [{"number": p, "name": f"http-{p}", "protocol": "HTTP"} for p in ports],
-                "endpoints": endpoints}))
+        self.scene.apply(istio_collection(namespace, "serviceentries"),
+                         service_entry(_name(host, self._generation), namespace, host, ports, endpoints))
 
     # -- traffic --------------------------------------------------------------------
 
